@@ -1,0 +1,1 @@
+"""Official SAM 2 checkpoints <-> sam2-jax params."""

@@ -1,0 +1,1 @@
+"""Flax (Linen) modules of SAM 2, one official component per file."""
