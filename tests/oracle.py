@@ -73,3 +73,38 @@ def assert_nontrivial_mask_logits(logits: Any, name: str) -> None:
     fg = float(np.mean(x > 0))
     assert (x > 0).any() and (x < 0).any(), f"{name}: logits have a single sign"
     assert 0.01 <= fg <= 0.99, f"{name}: foreground fraction {fg:.4f} outside [0.01, 0.99]"
+
+
+OFFICIAL_CONFIG_FILES = {
+    f"{release}_hiera_{size}": f"configs/{release}/{release}_hiera_{size}.yaml"
+    for release in ("sam2", "sam2.1")
+    for size in ("t", "s", "b+", "l")
+}
+
+
+def build_official(
+    name: str,
+    image_size: int = 1024,
+    seed: int = 0,
+    apply_postprocessing: bool = True,
+    video: bool = False,
+    extra_overrides: tuple[str, ...] = (),
+) -> torch.nn.Module:
+    """The official model of config `name` at `image_size`, seeded random weights with every
+    constant-initialised tensor perturbed, in eval mode."""
+    from sam2.build_sam import build_sam2, build_sam2_video_predictor
+
+    torch.manual_seed(seed)
+    overrides = [f"++model.image_size={image_size}", *extra_overrides]
+    builder = build_sam2_video_predictor if video else build_sam2
+    model = builder(
+        OFFICIAL_CONFIG_FILES[name], None, device="cpu", mode="eval",
+        hydra_overrides_extra=overrides, apply_postprocessing=apply_postprocessing,
+    )
+    perturb_constant_tensors_(model, seed=seed)
+    return model.eval()
+
+
+def save_official_checkpoint(model: torch.nn.Module, path) -> None:
+    """Write `{"model": state_dict}` exactly as Meta publishes checkpoints."""
+    torch.save({"model": model.state_dict()}, path)

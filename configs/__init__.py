@@ -1,0 +1,1 @@
+"""sam2-jax configs (ml_collections), loaded by path through `sam2_jax.config`."""

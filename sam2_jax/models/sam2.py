@@ -1,0 +1,301 @@
+"""The SAM 2 model: submodules and per-frame primitives (<- the module part of sam2/modeling/sam2_base.py).
+
+`SAM2` holds every parameter of an official checkpoint under the official names (`image_encoder`,
+`memory_attention`, `memory_encoder`, `sam_prompt_encoder`, `sam_mask_decoder`, `obj_ptr_proj`,
+`obj_ptr_tpos_proj`, `mask_downsample`, `maskmem_tpos_enc`, `no_mem_embed`, `no_mem_pos_enc`,
+`no_obj_ptr`, `no_obj_embed_spatial`). It exposes per-frame primitives only; loops over frames live
+in the tracker, state in the memory bank. Everything is channels-last: images [B, H, W, 3],
+features [B, h, w, C]; mask logits are [B, K, H, W].
+"""
+
+from typing import NamedTuple, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from sam2_jax.models.fpn_neck import FpnNeck
+from sam2_jax.models.hiera import Hiera
+from sam2_jax.models.image_encoder import ImageEncoder
+from sam2_jax.models.layers import MLP
+from sam2_jax.models.mask_decoder import MaskDecoder
+from sam2_jax.models.memory_attention import MemoryAttention
+from sam2_jax.models.memory_encoder import MemoryEncoder
+from sam2_jax.models.prompt_encoder import PromptEncoder
+from sam2_jax.models.transformer import TwoWayTransformer
+from sam2_jax.ops.interpolate import resize
+
+NO_OBJ_SCORE = -1024.0
+
+
+class BackboneOutput(NamedTuple):
+    """`forward_image` output; levels high-res first, after `scalp` and the conv_s0/s1 projections.
+
+    vision_features: [B, h, w, 256] (stride 16); backbone_fpn: ([B, 4h, 4w, 32], [B, 2h, 2w, 64],
+    [B, h, w, 256]); vision_pos_enc: one [B, h_l, w_l, 256] per level.
+    """
+
+    vision_features: jax.Array
+    vision_pos_enc: tuple[jax.Array, ...]
+    backbone_fpn: tuple[jax.Array, ...]
+
+
+class SamHeadsOutput(NamedTuple):
+    """`_forward_sam_heads` outputs. K = 3 with multimask output, else 1.
+
+    low_res_multimasks [B, K, 4h, 4w]; high_res_multimasks [B, K, H, W]; ious [B, K];
+    low_res_masks [B, 1, 4h, 4w]; high_res_masks [B, 1, H, W]; obj_ptr [B, C];
+    object_score_logits [B, 1].
+    """
+
+    low_res_multimasks: jax.Array
+    high_res_multimasks: jax.Array
+    ious: jax.Array
+    low_res_masks: jax.Array
+    high_res_masks: jax.Array
+    obj_ptr: jax.Array
+    object_score_logits: jax.Array
+
+
+def _trunc_normal(stddev: float = 0.02):
+    return nn.initializers.truncated_normal(stddev=stddev)
+
+
+class SAM2(nn.Module):
+    """All SAM 2 parameters plus the per-frame primitives of `SAM2Base`.
+
+    `cfg` is a frozen model config (`configs/models/sam2.py`).
+    """
+
+    cfg: ml_collections.FrozenConfigDict
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.cfg.image_encoder.neck.d_model
+
+    @property
+    def mem_dim(self) -> int:
+        return self.cfg.memory_encoder.out_dim
+
+    @property
+    def embedding_size(self) -> int:
+        """Side of the stride-16 feature map (64 at 1024 px)."""
+        return self.cfg.image_size // self.cfg.backbone_stride
+
+    def setup(self) -> None:
+        c = self.cfg
+        dtype = jnp.dtype(c.dtype)
+        trunk = dict(c.image_encoder.trunk)
+        self.image_encoder = ImageEncoder(
+            trunk=Hiera(**trunk, dtype=dtype),
+            neck=FpnNeck(**dict(c.image_encoder.neck), dtype=dtype),
+            scalp=c.image_encoder.scalp,
+        )
+        s = self.embedding_size
+        self.sam_prompt_encoder = PromptEncoder(
+            embed_dim=self.hidden_dim,
+            image_embedding_size=(s, s),
+            input_image_size=(c.image_size, c.image_size),
+            mask_in_chans=16,
+            dtype=dtype,
+        )
+        extra = c.sam_mask_decoder_extra_args
+        self.sam_mask_decoder = MaskDecoder(
+            transformer_dim=self.hidden_dim,
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=self.hidden_dim, mlp_dim=2048, num_heads=8, dtype=dtype
+            ),
+            num_multimask_outputs=3,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256,
+            use_high_res_features=c.use_high_res_features_in_sam,
+            iou_prediction_use_sigmoid=c.iou_prediction_use_sigmoid,
+            dynamic_multimask_via_stability=extra.dynamic_multimask_via_stability,
+            dynamic_multimask_stability_delta=extra.dynamic_multimask_stability_delta,
+            dynamic_multimask_stability_thresh=extra.dynamic_multimask_stability_thresh,
+            pred_obj_scores=c.pred_obj_scores,
+            pred_obj_scores_mlp=c.pred_obj_scores_mlp,
+            use_multimask_token_for_obj_ptr=c.use_multimask_token_for_obj_ptr,
+            dtype=dtype,
+        )
+        self.memory_attention = _memory_attention(c.memory_attention, dtype)
+        self.memory_encoder = _memory_encoder(c.memory_encoder, self.hidden_dim, dtype)
+        if c.use_obj_ptrs_in_encoder:
+            self.mask_downsample = nn.Conv(1, (4, 4), strides=(4, 4), padding="VALID", dtype=dtype)
+            if c.use_mlp_for_obj_ptr_proj:
+                self.obj_ptr_proj = MLP(self.hidden_dim, self.hidden_dim, 3, dtype=dtype)
+            else:
+                self.obj_ptr_proj = nn.Dense(self.hidden_dim, dtype=dtype)
+        if c.proj_tpos_enc_in_obj_ptrs:
+            self.obj_ptr_tpos_proj = nn.Dense(self.mem_dim, dtype=dtype)
+        self.maskmem_tpos_enc = self.param(
+            "maskmem_tpos_enc", _trunc_normal(), (c.num_maskmem, 1, 1, self.mem_dim)
+        )
+        self.no_mem_embed = self.param("no_mem_embed", _trunc_normal(), (1, 1, self.hidden_dim))
+        self.no_mem_pos_enc = self.param("no_mem_pos_enc", _trunc_normal(), (1, 1, self.hidden_dim))
+        if c.pred_obj_scores and c.use_obj_ptrs_in_encoder:
+            self.no_obj_ptr = self.param("no_obj_ptr", _trunc_normal(), (1, self.hidden_dim))
+        if c.no_obj_embed_spatial:
+            self.no_obj_embed_spatial = self.param(
+                "no_obj_embed_spatial", _trunc_normal(), (1, self.mem_dim)
+            )
+
+    # ----------------------------------------------------------------------------- image
+    def forward_image(self, images: jax.Array, deterministic: bool = True) -> BackboneOutput:
+        """`SAM2Base.forward_image`: images [B, S, S, 3] (normalised) -> BackboneOutput."""
+        out = self.image_encoder(images, deterministic=deterministic)
+        fpn = list(out.backbone_fpn)
+        if self.cfg.use_high_res_features_in_sam:
+            fpn[0] = self.sam_mask_decoder.conv_s0(fpn[0])
+            fpn[1] = self.sam_mask_decoder.conv_s1(fpn[1])
+        return BackboneOutput(out.vision_features, tuple(out.vision_pos_enc), tuple(fpn))
+
+    def add_no_mem_embed(self, vision_features: jax.Array) -> jax.Array:
+        """Features of a frame without memory: [B, h, w, C] + `no_mem_embed` (the image path)."""
+        return vision_features + self.no_mem_embed.astype(vision_features.dtype)
+
+    # ----------------------------------------------------------------------------- SAM heads
+    def forward_sam_heads(
+        self,
+        backbone_features: jax.Array,
+        point_coords: jax.Array,
+        point_labels: jax.Array,
+        mask_inputs: Optional[jax.Array] = None,
+        high_res_features: Optional[tuple[jax.Array, jax.Array]] = None,
+        multimask_output: bool = False,
+        deterministic: bool = True,
+    ) -> SamHeadsOutput:
+        """`SAM2Base._forward_sam_heads`.
+
+        backbone_features [B, h, w, C]; point_coords [B, P, 2] (model-input pixels) and
+        point_labels [B, P] int (-1 = padding; pass one (0, 0) point with label -1 for "no
+        points", as official); mask_inputs [B, Hm, Wm] float or None (resized to the prompt
+        encoder's mask size with antialiased bilinear when it differs).
+        """
+        b = backbone_features.shape[0]
+        mask_prompt = None
+        if mask_inputs is not None:
+            size = (4 * self.embedding_size, 4 * self.embedding_size)
+            mask_prompt = mask_inputs.astype(jnp.float32)
+            if mask_prompt.shape[-2:] != size:
+                mask_prompt = resize(mask_prompt, size, "bilinear", antialias=True)
+            mask_prompt = mask_prompt[..., None]
+        sparse, dense = self.sam_prompt_encoder(
+            (point_coords, point_labels), None, mask_prompt
+        )
+        dec = self.sam_mask_decoder(
+            backbone_features,
+            self.sam_prompt_encoder.get_dense_pe(),
+            sparse,
+            dense,
+            multimask_output=multimask_output,
+            repeat_image=False,
+            high_res_features=high_res_features,
+            deterministic=deterministic,
+        )
+        low_res_multimasks, ious = dec.masks, dec.iou_pred
+        object_score_logits = dec.object_score_logits
+        is_obj = object_score_logits > 0  # [B, 1]
+        if self.cfg.pred_obj_scores:
+            low_res_multimasks = jnp.where(is_obj[:, :, None, None], low_res_multimasks, NO_OBJ_SCORE)
+        low_res_multimasks = low_res_multimasks.astype(jnp.float32)
+        size = (self.cfg.image_size, self.cfg.image_size)
+        high_res_multimasks = resize(low_res_multimasks, size, "bilinear")
+
+        tokens = dec.sam_tokens_out
+        token = tokens[:, 0]
+        if multimask_output:
+            best = jnp.argmax(ious, axis=-1)
+            rows = jnp.arange(b)
+            low_res_masks = low_res_multimasks[rows, best][:, None]
+            high_res_masks = high_res_multimasks[rows, best][:, None]
+            if tokens.shape[1] > 1:
+                token = tokens[rows, best]
+        else:
+            low_res_masks, high_res_masks = low_res_multimasks, high_res_multimasks
+        obj_ptr = self.project_obj_ptr(token, object_score_logits)
+        return SamHeadsOutput(
+            low_res_multimasks, high_res_multimasks, ious, low_res_masks, high_res_masks,
+            obj_ptr, object_score_logits,
+        )
+
+    def project_obj_ptr(self, token: jax.Array, object_score_logits: jax.Array) -> jax.Array:
+        """obj_ptr_proj(token) gated by the object score: token [B, C] -> [B, C] fp32."""
+        obj_ptr = self.obj_ptr_proj(token).astype(jnp.float32)
+        if self.cfg.pred_obj_scores:
+            if self.cfg.soft_no_obj_ptr:
+                lam = jax.nn.sigmoid(object_score_logits.astype(jnp.float32))
+            else:
+                lam = (object_score_logits > 0).astype(jnp.float32)
+            obj_ptr = self.gate_obj_ptr(obj_ptr, lam)
+        return obj_ptr
+
+    def gate_obj_ptr(self, obj_ptr: jax.Array, lam: jax.Array) -> jax.Array:
+        """λ·ptr + (1−λ)·no_obj_ptr (with `fixed_no_obj_ptr`); lam [B, 1] in [0, 1]."""
+        if self.cfg.fixed_no_obj_ptr:
+            obj_ptr = lam * obj_ptr
+        return obj_ptr + (1 - lam) * self.no_obj_ptr
+
+    def use_mask_as_output(
+        self,
+        backbone_features: jax.Array,
+        high_res_features: Optional[tuple[jax.Array, jax.Array]],
+        mask_inputs: jax.Array,
+    ) -> SamHeadsOutput:
+        """`SAM2Base._use_mask_as_output`: mask_inputs [B, S, S] ({0, 1}) -> SamHeadsOutput."""
+        out_scale, out_bias = 20.0, -10.0
+        mask = mask_inputs.astype(jnp.float32)
+        high_res_masks = (mask * out_scale + out_bias)[:, None]
+        s = self.cfg.image_size // 4
+        low_res_masks = resize(high_res_masks, (s, s), "bilinear", antialias=True)
+        ious = jnp.ones((mask.shape[0], 1), jnp.float32)
+        if self.cfg.use_obj_ptrs_in_encoder:
+            downsampled = self.mask_downsample(mask[..., None])[..., 0]
+            b = mask.shape[0]
+            obj_ptr = self.forward_sam_heads(
+                backbone_features,
+                jnp.zeros((b, 1, 2), jnp.float32),
+                -jnp.ones((b, 1), jnp.int32),
+                mask_inputs=downsampled,
+                high_res_features=high_res_features,
+            ).obj_ptr
+        else:
+            obj_ptr = jnp.zeros((mask.shape[0], self.hidden_dim), jnp.float32)
+        lam = jnp.any(mask.reshape(mask.shape[0], -1) > 0, axis=1)[:, None].astype(jnp.float32)
+        object_score_logits = out_scale * lam + out_bias
+        if self.cfg.pred_obj_scores:
+            obj_ptr = self.gate_obj_ptr(obj_ptr, lam)
+        return SamHeadsOutput(
+            low_res_masks, high_res_masks, ious, low_res_masks, high_res_masks, obj_ptr,
+            object_score_logits,
+        )
+
+    # ----------------------------------------------------------------------------- init
+    def __call__(self, images: jax.Array) -> SamHeadsOutput:
+        """Touch every submodule once (used by `init`): images [B, S, S, 3]."""
+        bb = self.forward_image(images)
+        b = images.shape[0]
+        feats = self.add_no_mem_embed(bb.vision_features) + self.no_mem_pos_enc[None]
+        hw = feats.shape[1] * feats.shape[2]
+        mem_feats, mem_pos = self.memory_encoder(feats, jnp.zeros((b, *images.shape[1:3], 1)))
+        if self.cfg.no_obj_embed_spatial:
+            mem_feats = mem_feats + self.no_obj_embed_spatial
+        mem = mem_feats.reshape(b, hw, -1)
+        mem_pos = mem_pos.reshape(b, hw, -1) + self.maskmem_tpos_enc[0, 0]
+        tokens = feats.reshape(b, hw, -1)
+        if self.cfg.proj_tpos_enc_in_obj_ptrs:
+            mem_pos = mem_pos + self.obj_ptr_tpos_proj(tokens)[:, :1]
+        conditioned = self.memory_attention(tokens, tokens, mem, mem_pos)
+        conditioned = conditioned.reshape(feats.shape)
+        return self.use_mask_as_output(
+            conditioned, bb.backbone_fpn[:2], jnp.zeros((b, *images.shape[1:3]))
+        )
+
+
+def _memory_attention(cfg: ml_collections.FrozenConfigDict, dtype) -> MemoryAttention:
+    raise NotImplementedError  # filled in once the memory modules land
+
+
+def _memory_encoder(cfg: ml_collections.FrozenConfigDict, in_dim: int, dtype) -> MemoryEncoder:
+    raise NotImplementedError  # filled in once the memory modules land

@@ -1,0 +1,5 @@
+"""Numerical ops shared by the models and predictors (PyTorch-exact where torch semantics matter)."""
+
+from sam2_jax.ops.interpolate import resize
+
+__all__ = ["resize"]

@@ -1,0 +1,1 @@
+"""Stateful predictors over the pure model: image, video, automatic masks."""
