@@ -17,3 +17,16 @@ import jax  # noqa: E402
 jax.config.update("jax_default_matmul_precision", "highest")
 
 SHARED_DATA = Path(os.environ.get("SAM2_SHARED_DATA", TESTS_DIR.parent.parent / "shared" / "data"))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def official_t21(tmp_path_factory):
+    """Official sam2.1 tiny at 256 px (random, perturbed weights) and its `.pt` checkpoint."""
+    from oracle import build_official, save_official_checkpoint
+
+    model = build_official("sam2.1_hiera_t", image_size=256, seed=0)
+    path = tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt"
+    save_official_checkpoint(model, path)
+    return model, path

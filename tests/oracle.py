@@ -89,9 +89,14 @@ def build_official(
     apply_postprocessing: bool = True,
     video: bool = False,
     extra_overrides: tuple[str, ...] = (),
+    object_score_bias: float | None = 4.0,
 ) -> torch.nn.Module:
     """The official model of config `name` at `image_size`, seeded random weights with every
-    constant-initialised tensor perturbed, in eval mode."""
+    constant-initialised tensor perturbed, in eval mode.
+
+    `object_score_bias` sets the bias of the object-score head's last layer so that objects are
+    predicted present (> 0) or absent (< 0) instead of at random; None keeps the random bias.
+    """
     from sam2.build_sam import build_sam2, build_sam2_video_predictor
 
     torch.manual_seed(seed)
@@ -102,6 +107,11 @@ def build_official(
         hydra_overrides_extra=overrides, apply_postprocessing=apply_postprocessing,
     )
     perturb_constant_tensors_(model, seed=seed)
+    if object_score_bias is not None:
+        head = model.sam_mask_decoder.pred_obj_score_head
+        last = head.layers[-1] if hasattr(head, "layers") else head
+        with torch.no_grad():
+            last.bias.fill_(object_score_bias)
     return model.eval()
 
 

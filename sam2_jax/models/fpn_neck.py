@@ -4,7 +4,7 @@ Lateral convs are `convs_{i}/conv` (official `convs.{i}.conv`, an nn.Sequential 
 Conv2d); `convs_0` takes the lowest-resolution trunk output, as official.
 """
 
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -31,7 +31,7 @@ def upsample2x(x: jax.Array, mode: str) -> jax.Array:
 
 
 class LateralConv(nn.Module):
-    """One official `convs[i]` (nn.Sequential with a single `conv`): [B, h, w, C_in] -> [B, h, w, d]."""
+    """One official `convs[i]` (nn.Sequential holding `conv`): [B, h, w, C_in] -> [B, h, w, d]."""
 
     d_model: int
     kernel_size: int = 1
@@ -62,13 +62,13 @@ class FpnNeck(nn.Module):
 
     d_model: int
     backbone_channel_list: tuple[int, ...]
-    fpn_top_down_levels: Optional[tuple[int, ...]] = None
+    fpn_top_down_levels: tuple[int, ...] | None = None
     fpn_interp_model: str = "nearest"
     fuse_type: str = "sum"
     kernel_size: int = 1
     stride: int = 1
     padding: int = 0
-    pos_num_feats: Optional[int] = None
+    pos_num_feats: int | None = None
     pos_temperature: float = 10000.0
     dtype: Dtype = jnp.float32
 
@@ -88,8 +88,8 @@ class FpnNeck(nn.Module):
             range(n + 1) if self.fpn_top_down_levels is None else self.fpn_top_down_levels
         )
         num_pos_feats = self.d_model if self.pos_num_feats is None else self.pos_num_feats
-        out: list[Optional[jax.Array]] = [None] * (n + 1)
-        pos: list[Optional[jax.Array]] = [None] * (n + 1)
+        out: list[jax.Array | None] = [None] * (n + 1)
+        pos: list[jax.Array | None] = [None] * (n + 1)
         prev = None
         for i in range(n, -1, -1):
             lateral = LateralConv(

@@ -14,7 +14,7 @@ multiples of 32 (32k - 3 ... 32k are accepted too, as the stride-4 conv rounds u
 """
 
 import math
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -114,8 +114,11 @@ def window_unpartition(
     return x[:, : hw[0], : hw[1], :]
 
 
-def max_pool(x: jax.Array, stride: Optional[tuple[int, int]]) -> jax.Array:
-    """`do_pool` with `nn.MaxPool2d(stride, stride, ceil_mode=False)`: [B, H, W, C] -> [B, H', W', C]."""
+def max_pool(x: jax.Array, stride: tuple[int, int] | None) -> jax.Array:
+    """`do_pool` with `MaxPool2d(stride, stride, ceil_mode=False)`: [B, H, W, C] -> [B, H', W', C].
+
+    `stride` None means no pooling.
+    """
     if stride is None:
         return x
     return nn.max_pool(x, window_shape=stride, strides=stride, padding="VALID")
@@ -131,7 +134,7 @@ class BlockConfig(NamedTuple):
     dim_out: int
     num_heads: int
     window_size: int
-    q_stride: Optional[tuple[int, int]]
+    q_stride: tuple[int, int] | None
     drop_path: float
 
 
@@ -186,7 +189,10 @@ def block_configs(
 
 
 class PatchEmbed(nn.Module):
-    """`backbones/utils.PatchEmbed`: 7x7 conv, stride 4, padding 3. [B, H, W, 3] -> [B, H/4, W/4, C]."""
+    """`backbones/utils.PatchEmbed`: 7x7 conv, stride 4, padding 3.
+
+    [B, H, W, 3] -> [B, ceil(H / 4), ceil(W / 4), C].
+    """
 
     embed_dim: int
     dtype: Dtype = jnp.float32
@@ -213,7 +219,7 @@ class MultiScaleAttention(nn.Module):
 
     dim_out: int
     num_heads: int
-    q_stride: Optional[tuple[int, int]] = None
+    q_stride: tuple[int, int] | None = None
     dtype: Dtype = jnp.float32
 
     @nn.compact
@@ -223,7 +229,7 @@ class MultiScaleAttention(nn.Module):
         q, k, v = jnp.split(qkv, 3, axis=-1)
         q = max_pool(q, self.q_stride)
         h = q.shape[1]
-        heads = lambda t: rearrange(t, "b h w (n d) -> b n (h w) d", n=self.num_heads)  # noqa: E731
+        heads = lambda t: rearrange(t, "b h w (n d) -> b n (h w) d", n=self.num_heads)
         out = dot_product_attention(heads(q), heads(k), heads(v))
         out = rearrange(out, "b n (h w) d -> b h w (n d)", h=h)
         return nn.Dense(self.dim_out, dtype=self.dtype, name="proj")(out)
@@ -241,7 +247,7 @@ class MultiScaleBlock(nn.Module):
     num_heads: int
     mlp_ratio: float = 4.0
     drop_path: float = 0.0
-    q_stride: Optional[tuple[int, int]] = None
+    q_stride: tuple[int, int] | None = None
     window_size: int = 0
     dtype: Dtype = jnp.float32
 
@@ -296,7 +302,9 @@ class Hiera(nn.Module):
     """`hieradet.Hiera`: patch embedding, windowed + interpolated position embedding, blocks.
 
     Returns the stage outputs [B, h_i, w_i, C_i], high resolution first (all stages when
-    `return_interm_layers`, else only the last).
+    `return_interm_layers`, else only the last). Drop path (stochastic depth, rates rising
+    linearly to `drop_path_rate` over the blocks) is active only with deterministic=False and then
+    draws from the 'dropout' rng.
     """
 
     embed_dim: int

@@ -1,4 +1,4 @@
-"""Image encoder: Hiera trunk + FPN neck (<- sam2/modeling/backbones/image_encoder.py::ImageEncoder).
+"""Image encoder, Hiera trunk + FPN neck (<- sam2/modeling/backbones/image_encoder.py).
 
 The official returns a dict of NCHW tensors; ours is a NamedTuple of channels-last arrays.
 """

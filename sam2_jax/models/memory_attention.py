@@ -174,11 +174,12 @@ class MemoryAttention(nn.Module):
         memory_valid: Optional[jax.Array] = None,
         deterministic: bool = True,
     ) -> jax.Array:
-        """curr/curr_pos: [B, N, C] (N a square grid), memory/memory_pos: [B, M, C_mem] -> [B, N, C].
+        """curr/curr_pos: [B, N, C], memory/memory_pos: [B, M, C_mem] -> [B, N, C].
 
-        Memory = frames of N tokens each, then `num_obj_ptr_tokens` (static) pointer tokens that
-        get no RoPE. `memory_valid` [B, M] bool: False tokens are never attended.
-        Output in fp32 (the final LayerNorm's dtype).
+        The N query tokens are a row-major square grid (or `feat_sizes`). Memory = frames of N
+        tokens each, then `num_obj_ptr_tokens` (static) pointer tokens that get no RoPE.
+        `memory_valid` [B, M] bool: False tokens are never attended (a fixed-size bank's unused
+        slots). Output in fp32 (the final LayerNorm's dtype).
         """
         x = curr + 0.1 * curr_pos if self.pos_enc_at_input else curr
         for layer in self.layers:

@@ -293,9 +293,39 @@ class SAM2(nn.Module):
         )
 
 
-def _memory_attention(cfg: ml_collections.FrozenConfigDict, dtype) -> MemoryAttention:
-    raise NotImplementedError  # filled in once the memory modules land
+def _memory_attention(cfg: ml_collections.FrozenConfigDict, dtype: jnp.dtype) -> MemoryAttention:
+    """MemoryAttention from `cfg.memory_attention` (the official YAML layout)."""
+    layer, sa, ca = cfg.layer, cfg.layer.self_attention, cfg.layer.cross_attention
+    shared = ("embedding_dim", "num_heads", "downsample_rate", "dropout", "rope_theta", "feat_sizes")
+    differing = [k for k in shared if sa[k] != ca[k]]
+    if differing or not ca.rope_k_repeat:
+        raise ValueError(
+            "memory_attention: self- and cross-attention must share "
+            f"{', '.join(shared)} and cross-attention needs rope_k_repeat=True, as in every "
+            f"official config; they differ in {differing or ['rope_k_repeat']}"
+        )
+    return MemoryAttention(
+        d_model=cfg.d_model, pos_enc_at_input=cfg.pos_enc_at_input, num_layers=cfg.num_layers,
+        activation=layer.activation, dim_feedforward=layer.dim_feedforward,
+        dropout=layer.dropout, pos_enc_at_attn=layer.pos_enc_at_attn,
+        pos_enc_at_cross_attn_keys=layer.pos_enc_at_cross_attn_keys,
+        pos_enc_at_cross_attn_queries=layer.pos_enc_at_cross_attn_queries,
+        num_heads=sa.num_heads, downsample_rate=sa.downsample_rate, attn_dropout=sa.dropout,
+        rope_theta=sa.rope_theta, feat_sizes=tuple(sa.feat_sizes), kv_in_dim=ca.kv_in_dim,
+        dtype=dtype,
+    )
 
 
-def _memory_encoder(cfg: ml_collections.FrozenConfigDict, in_dim: int, dtype) -> MemoryEncoder:
-    raise NotImplementedError  # filled in once the memory modules land
+def _memory_encoder(
+    cfg: ml_collections.FrozenConfigDict, in_dim: int, dtype: jnp.dtype
+) -> MemoryEncoder:
+    """MemoryEncoder from `cfg.memory_encoder`; the fuser works at the image feature width."""
+    if cfg.fuser.dim != in_dim:
+        raise ValueError(f"memory_encoder.fuser.dim={cfg.fuser.dim} must equal the image feature "
+                         f"width {in_dim}")
+    return MemoryEncoder(
+        out_dim=cfg.out_dim, in_dim=in_dim, pos_num_feats=cfg.pos_num_feats,
+        pos_temperature=cfg.pos_temperature, dtype=dtype,
+        **{f"mask_{k}": v for k, v in cfg.mask_downsampler.items()},
+        **{f"fuser_{k}": v for k, v in cfg.fuser.items() if k != "dim"},
+    )

@@ -1,4 +1,4 @@
-"""Numerical ops shared by the models and predictors (PyTorch-exact where torch semantics matter)."""
+"""Numerical ops shared by the models and predictors (torch-exact where torch semantics matter)."""
 
 from sam2_jax.ops.interpolate import resize
 

@@ -13,8 +13,9 @@ Mirrors aten/src/ATen/native/UpSample.h and cpu/UpSampleKernel.cpp:
 
 `scale` is always `float32(in) / float32(out)`, as torch computes it when `size` is given.
 Sizes are static, so the 1-D resampling matrices are built in NumPy with torch's own fp32
-arithmetic for coordinates and weights, cast to the input dtype and applied with tensordot (fp32
-accumulation, HIGHEST precision so GPUs do not use TF32); "nearest" is a gather. The last spatial axis is resampled first, as torch's separable kernel does.
+arithmetic (fused multiply-adds included) for coordinates and weights, cast to the input dtype
+and applied with tensordot (fp32 accumulation, HIGHEST precision so GPUs do not use TF32);
+"nearest" is a gather. The last spatial axis is resampled first, as torch's separable kernel does.
 """
 
 import functools
@@ -33,12 +34,18 @@ def _torch_scale(in_size: int, out_size: int) -> np.float32:
     return np.float32(in_size) / np.float32(out_size)
 
 
+def _fma32(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """fp32 `p * q + r` rounded once (the fused multiply-add torch's compiled kernels use)."""
+    return (np.float64(p) * np.float64(q) + np.float64(r)).astype(np.float32)
+
+
 def _keys_kernel(x: np.ndarray, a: float) -> np.ndarray:
-    """Keys cubic convolution kernel, fp32 like torch's `cubic_convolution{1,2}` (0 at |x| >= 2)."""
+    """Keys cubic kernel as torch's fp32 `cubic_convolution{1,2}` (fused), 0 at |x| >= 2."""
     x = np.abs(x).astype(np.float32)
     a = np.float32(a)
-    near = ((a + np.float32(2)) * x - (a + np.float32(3))) * x * x + np.float32(1)
-    far = ((a * x - np.float32(5) * a) * x + np.float32(8) * a) * x - np.float32(4) * a
+    near = _fma32(_fma32(a + np.float32(2), x, -(a + np.float32(3))) * x, x, np.float32(1))
+    far = _fma32(a, x, -(np.float32(5) * a))
+    far = _fma32(_fma32(far, x, np.float32(8) * a), x, -(np.float32(4) * a))
     return np.where(x < 1.0, near, np.where(x < 2.0, far, np.float32(0)))
 
 
@@ -59,7 +66,9 @@ def _dense(cols: np.ndarray, vals: np.ndarray, in_size: int) -> np.ndarray:
     return mat
 
 
-def _source_index_and_lambda(in_size: int, out_size: int, cubic: bool):
+def _source_index_and_lambda(
+    in_size: int, out_size: int, cubic: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """torch `area_pixel_compute_source_index` + `guard_index_and_lambda`, fp32.
 
     `scale * (dst + 0.5) - 0.5` is rounded once to fp32, as torch's compiled kernel (a fused
@@ -184,6 +193,7 @@ def resize(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    x = jnp.asarray(x)
     if method != "nearest" and not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"{method} resize needs a floating dtype, got {x.dtype}")
     axis_h, axis_w = (a % x.ndim for a in axes)
