@@ -236,8 +236,8 @@ class SAM2ImagePredictor:
             bool(multimask_output), repeat_image, self._orig_hw[img_idx],
         )
         masks, ious, low_res = (np.asarray(x) for x in (masks, ious, low_res))
-        if not return_logits:
-            masks = masks > self.mask_threshold
+        if not return_logits:  # official returns thresholded masks as float 0/1
+            masks = (masks > self.mask_threshold).astype(np.float32)
         squeeze = lambda x: x[0] if x.shape[0] == 1 else x  # noqa: E731
         return squeeze(masks), squeeze(ious), squeeze(low_res)
 
