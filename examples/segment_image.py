@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     best = int(np.argmax(scores))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    overlay(image, masks[best], point).save(args.out)
+    overlay(image, masks[best] > 0.5, point).save(args.out)
     weights = args.checkpoint or "random weights"
     print(f"{args.config} ({weights}): best mask {best} score {scores[best]:.3f}, "
-          f"{masks[best].mean():.1%} of the image, {time.perf_counter() - t0:.1f}s -> {args.out}")
+          f"{(masks[best] > 0.5).mean():.1%} of the image, {time.perf_counter() - t0:.1f}s -> {args.out}")
     return 0
 
 

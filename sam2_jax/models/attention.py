@@ -9,9 +9,51 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from einops import rearrange
 
 Dtype = Any
+
+
+# Query chunking bounds the [chunk, Nk] logits kept live at once (faster on CPU, less memory).
+_MAX_LOGITS_PER_CHUNK = 1 << 20
+
+
+def _attend(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    key_valid: Optional[jax.Array],
+    dropout_rate: float,
+    dropout_rng: Optional[jax.Array],
+) -> jax.Array:
+    """Softmax attention of pre-scaled q, normalising after the value product (one pass less
+    over the [Nq, Nk] weights)."""
+    acc = None if q.dtype == jnp.float32 else jnp.float32  # fp32 logits under bf16 compute
+    logits = jnp.einsum("bhqd,bhkd->bhqk", q, k, preferred_element_type=acc)
+    if key_valid is not None:
+        valid = key_valid[:, None, None, :]
+        logits = jnp.where(valid, logits, -jnp.inf)
+    peak = jnp.max(logits, axis=-1, keepdims=True)
+    if key_valid is not None:  # rows without a valid key: keep exp() finite
+        peak = jnp.where(jnp.isfinite(peak), peak, 0.0)
+    peak = jax.lax.stop_gradient(peak)
+    weights = jnp.exp(logits - peak)
+    if key_valid is not None:
+        weights = jnp.where(valid, weights, 0.0)
+    total = jnp.sum(weights, axis=-1, keepdims=True)
+    if dropout_rate > 0.0 and dropout_rng is not None:
+        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
+        weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
+    out = jnp.einsum("bhqk,bhkd->bhqd", weights.astype(v.dtype), v, preferred_element_type=acc)
+    return (out / jnp.maximum(total, jnp.finfo(jnp.float32).tiny)).astype(q.dtype)
+
+
+def _num_query_chunks(b: int, h: int, nq: int, nk: int) -> int:
+    n = 1
+    while (nq // n) * nk > _MAX_LOGITS_PER_CHUNK and nq % (2 * n) == 0:
+        n *= 2
+    return n
 
 
 def dot_product_attention(
@@ -25,20 +67,25 @@ def dot_product_attention(
     """Softmax attention with scale 1/sqrt(D), logits and softmax in fp32.
 
     q: [B, h, Nq, D], k/v: [B, h, Nk, D], key_valid: [B, Nk] bool (False keys are never attended;
-    a row with no valid key gives zeros). Returns [B, h, Nq, D] in q's dtype.
+    a row with no valid key gives zeros). Returns [B, h, Nq, D] in q's dtype. Large problems are
+    processed in query chunks (same result; the [Nq, Nk] weights never exist at once).
     """
-    scale = 1.0 / jnp.sqrt(jnp.float32(q.shape[-1]))
-    logits = jnp.einsum("bhqd,bhkd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
-    if key_valid is not None:
-        logits = jnp.where(key_valid[:, None, None, :], logits, -jnp.inf)
-        weights = jax.nn.softmax(logits, axis=-1, where=key_valid[:, None, None, :])
-        weights = jnp.where(key_valid[:, None, None, :], weights, 0.0)
-    else:
-        weights = jax.nn.softmax(logits, axis=-1)
-    if dropout_rate > 0.0 and dropout_rng is not None:
-        keep = jax.random.bernoulli(dropout_rng, 1.0 - dropout_rate, weights.shape)
-        weights = jnp.where(keep, weights / (1.0 - dropout_rate), 0.0)
-    return jnp.einsum("bhqk,bhkd->bhqd", weights.astype(v.dtype), v)
+    b, h, nq, d = q.shape
+    q = q * jnp.asarray(1.0 / np.sqrt(d), q.dtype)
+    n = _num_query_chunks(b, h, nq, k.shape[2])
+    if n == 1:
+        return _attend(q, k, v, key_valid, dropout_rate, dropout_rng)
+    chunks = rearrange(q, "b h (n c) d -> n b h c d", n=n)
+    rngs = (jax.random.split(dropout_rng, n) if dropout_rng is not None
+            else jnp.zeros((n,), jnp.uint32))
+
+    def one(args):
+        qc, rng = args
+        return _attend(qc, k, v, key_valid, dropout_rate,
+                       rng if dropout_rng is not None else None)
+
+    out = jax.lax.map(one, (chunks, rngs))
+    return rearrange(out, "n b h c d -> b h (n c) d")
 
 
 class Attention(nn.Module):
