@@ -162,6 +162,22 @@ def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
     return idx
 
 
+@functools.lru_cache(maxsize=None)
+def _taps(in_size: int, out_size: int, method: str, antialias: bool):
+    """(indices [out, K] int32, weights [out, K]) of the matrix's K nonzeros per row, or None
+    when the matrix is not sparse enough for gathering to beat a dense product."""
+    mat = resize_matrix(in_size, out_size, method, antialias)
+    k = int((mat != 0).sum(axis=1).max())
+    if 4 * k > in_size:
+        return None
+    idx = np.zeros((out_size, k), np.int32)
+    w = np.zeros((out_size, k), np.float64)
+    for o in range(out_size):
+        cols = np.flatnonzero(mat[o])
+        idx[o, : len(cols)], w[o, : len(cols)] = cols, mat[o, cols]
+    return idx, w
+
+
 def _resize_axis(x: jax.Array, out_size: int, axis: int, method: str,
                  antialias: bool) -> jax.Array:
     """Resample one axis of `x` to `out_size` (same dtype)."""
@@ -170,6 +186,16 @@ def _resize_axis(x: jax.Array, out_size: int, axis: int, method: str,
         return x
     if method == "nearest":
         return jnp.take(x, jnp.asarray(nearest_indices(in_size, out_size)), axis=axis)
+    taps = _taps(in_size, out_size, method, antialias)
+    if taps is not None:  # few taps per output (upsampling): gather + weighted sum
+        idx, w = taps
+        shape = [1] * x.ndim
+        shape[axis] = out_size
+        y = jnp.zeros(x.shape[:axis] + (out_size,) + x.shape[axis + 1:], jnp.float32)
+        for t in range(idx.shape[1]):
+            wt = jnp.asarray(w[:, t], jnp.float32).reshape(shape)
+            y = y + jnp.take(x, jnp.asarray(idx[:, t]), axis=axis).astype(jnp.float32) * wt
+        return y.astype(x.dtype)
     mat = jnp.asarray(resize_matrix(in_size, out_size, method, antialias), dtype=x.dtype)
     y = jnp.tensordot(
         x, mat, axes=((axis,), (1,)), precision=jax.lax.Precision.HIGHEST,

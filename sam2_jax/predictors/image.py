@@ -27,7 +27,9 @@ class PredictorNotReadyError(RuntimeError, ValueError):
 
 @functools.partial(jax.jit, static_argnames=("module",))
 def _encode(module: SAM2, params: Any, images: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-    """images [B, S, S, 3] -> (image_embed [B, h, w, C] with no_mem_embed, high-res features)."""
+    """images [B, H, W, 3] uint8 (one size) -> (image_embed [B, h, w, C] with no_mem_embed,
+    high-res features); resizing and normalisation run in the same program."""
+    images = transforms.preprocess_image(images, module.cfg.image_size)
     bb = module.apply(params, images, method=SAM2.forward_image)
     embed = bb.vision_features
     if module.cfg.directly_add_no_mem_embed:
@@ -146,9 +148,12 @@ class SAM2ImagePredictor:
         self._is_batch = True
 
     def _set(self, arrays: list[np.ndarray]) -> None:
-        size = self.model.config.image_size
-        images = jnp.concatenate([transforms.preprocess_image(a, size) for a in arrays])
-        embed, high_res = _encode(self._module, self.model.params, images)
+        if len({a.shape for a in arrays}) == 1:
+            embed, high_res = _encode(self._module, self.model.params, np.stack(arrays))
+        else:  # one program per distinct image size
+            outs = [_encode(self._module, self.model.params, a[None]) for a in arrays]
+            embed = jnp.concatenate([o[0] for o in outs])
+            high_res = tuple(jnp.concatenate(f) for f in zip(*(o[1] for o in outs)))
         self._features = {"image_embed": embed, "high_res_feats": high_res}
         self._orig_hw = [tuple(a.shape[:2]) for a in arrays]
         self._is_image_set = True
