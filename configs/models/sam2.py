@@ -115,6 +115,16 @@ def build(size: str, release: str) -> ml_collections.ConfigDict:
         dynamic_multimask_stability_thresh=0.98,
     )
     c.fill_hole_area = 0
+    # SAM2VideoPredictor constructor options (official defaults).
+    c.non_overlap_masks = False
+    c.add_all_frames_to_correct_as_cond = False
+    c.clear_non_cond_mem_around_input = False
+    # The fixed-shape memory bank and the scanned tracker (not in the official configs).
+    c.tracking = dict(
+        max_cond_frames=16,  # storage capacity C: prompted frames per object
+        memory_dtype="bfloat16",  # storage of frame memories, as the official predictor
+        chunk_size=8,  # frames per compiled scan
+    )
     return c
 
 

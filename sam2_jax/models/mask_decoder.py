@@ -179,9 +179,12 @@ class MaskDecoder(nn.Module):
         dense_prompt_embeddings: jax.Array,
         repeat_image: bool,
         high_res_features: Optional[tuple[jax.Array, jax.Array]] = None,
+        sparse_valid: Optional[jax.Array] = None,
     ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
         """All K+1 = `num_mask_tokens` outputs, as official `predict_masks`.
 
+        sparse_valid [B, N] marks padding prompt tokens (False) that no token or pixel attends
+        to, so a fixed number of point slots gives the official result of fewer points.
         image_embeddings [B or 1 (repeat_image), h, w, C], image_pe [1, h, w, C], sparse
         [B, N, C], dense [B, h, w, C], high_res_features ([B, 4h, 4w, C/8], [B, 2h, 2w, C/4]).
         Returns (masks [B, K+1, 4h, 4w], iou_pred [B, K+1], mask_tokens_out [B, K+1, C],
@@ -199,7 +202,12 @@ class MaskDecoder(nn.Module):
         src = src + dense_prompt_embeddings
         if image_pe.shape[0] != 1:
             raise ValueError("image_pe should have size 1 in batch dim (from `get_dense_pe()`)")
-        hs, keys = self.transformer(src, image_pe, tokens)
+        token_valid = None
+        if sparse_valid is not None:
+            token_valid = jnp.concatenate(
+                [jnp.ones(output_tokens.shape[:2], bool), sparse_valid], axis=1
+            )
+        hs, keys = self.transformer(src, image_pe, tokens, token_valid)
         iou_token_out = hs[:, s]
         mask_tokens_out = hs[:, s + 1 : s + 1 + self.num_mask_tokens]
 

@@ -19,9 +19,10 @@ from sam2_jax.models.fpn_neck import FpnNeck
 from sam2_jax.models.hiera import Hiera
 from sam2_jax.models.image_encoder import ImageEncoder
 from sam2_jax.models.layers import MLP
-from sam2_jax.models.mask_decoder import MaskDecoder
+from sam2_jax.models.mask_decoder import MaskDecoder, stability_fallback_index
 from sam2_jax.models.memory_attention import MemoryAttention
 from sam2_jax.models.memory_encoder import MemoryEncoder
+from sam2_jax.models.position_encoding import get_1d_sine_pe, sine_position_encoding
 from sam2_jax.models.prompt_encoder import PromptEncoder
 from sam2_jax.models.transformer import TwoWayTransformer
 from sam2_jax.ops.interpolate import resize
@@ -54,6 +55,21 @@ class SamHeadsOutput(NamedTuple):
     ious: jax.Array
     low_res_masks: jax.Array
     high_res_masks: jax.Array
+    obj_ptr: jax.Array
+    object_score_logits: jax.Array
+
+
+class TrackHeadsOutput(NamedTuple):
+    """`track_sam_heads` outputs: all 4 decoder masks, gated by the object score.
+
+    all_masks [O, 4, 4h, 4w]; all_ious [O, 4]; index [O] of the chosen mask;
+    low_res_masks [O, 4h, 4w] (the chosen one); obj_ptr [O, C]; object_score_logits [O, 1].
+    """
+
+    all_masks: jax.Array
+    all_ious: jax.Array
+    index: jax.Array
+    low_res_masks: jax.Array
     obj_ptr: jax.Array
     object_score_logits: jax.Array
 
@@ -270,6 +286,141 @@ class SAM2(nn.Module):
             low_res_masks, high_res_masks, ious, low_res_masks, high_res_masks, obj_ptr,
             object_score_logits,
         )
+
+    # ----------------------------------------------------------------------------- video
+    def track_sam_heads(
+        self,
+        backbone_features: jax.Array,
+        point_coords: jax.Array,
+        point_labels: jax.Array,
+        mask_inputs: jax.Array,
+        mask_valid: jax.Array,
+        high_res_features: tuple[jax.Array, jax.Array],
+        multimask: jax.Array,
+        deterministic: bool = True,
+    ) -> "TrackHeadsOutput":
+        """`_forward_sam_heads` with the per-object choices as data (one decoder run).
+
+        backbone_features [O, h, w, C]; point_coords [O, P, 2], point_labels [O, P] (user
+        points first, then -1 padding slots, which are masked out of the decoder);
+        mask_inputs [O, 4h, 4w] logits used as the dense prompt where mask_valid [O] is True;
+        multimask [O] bool: best-IoU of the 3 multimask outputs, else the single-mask output
+        (or the stability fallback when `dynamic_multimask_via_stability` is on).
+        """
+        sparse, dense = self.sam_prompt_encoder(
+            (point_coords, point_labels), None, mask_inputs[..., None], mask_valid
+        )
+        # Official token count: the user points (or one padding point when there are none)
+        # plus the encoder's own padding point; the other slots are masked out.
+        num_points = jnp.sum(point_labels >= 0, axis=1, keepdims=True)
+        slots = jnp.arange(point_labels.shape[1])[None, :]
+        sparse_valid = jnp.concatenate(
+            [slots < jnp.maximum(num_points, 1), jnp.ones_like(num_points, bool)], axis=1
+        )
+        masks, ious, tokens, object_score_logits = self.sam_mask_decoder.predict_masks(
+            backbone_features,
+            self.sam_prompt_encoder.get_dense_pe(),
+            sparse,
+            dense,
+            repeat_image=False,
+            high_res_features=high_res_features,
+            sparse_valid=sparse_valid,
+        )
+        masks = masks.astype(jnp.float32)
+        if self.cfg.pred_obj_scores:
+            is_obj = object_score_logits > 0
+            masks = jnp.where(is_obj[:, :, None, None], masks, NO_OBJ_SCORE)
+        best_multi = 1 + jnp.argmax(ious[:, 1:], axis=-1).astype(jnp.int32)
+        extra = self.cfg.sam_mask_decoder_extra_args
+        if extra.dynamic_multimask_via_stability and deterministic:
+            single = stability_fallback_index(
+                masks, ious, extra.dynamic_multimask_stability_delta,
+                extra.dynamic_multimask_stability_thresh,
+            )
+        else:
+            single = jnp.zeros_like(best_multi)
+        index = jnp.where(multimask, best_multi, single)
+        rows = jnp.arange(masks.shape[0])
+        use_multi_token = multimask & self.cfg.use_multimask_token_for_obj_ptr
+        token = tokens[rows, jnp.where(use_multi_token, best_multi, 0)]
+        obj_ptr = self.project_obj_ptr(token, object_score_logits)
+        return TrackHeadsOutput(
+            masks, ious.astype(jnp.float32), index, masks[rows, index], obj_ptr,
+            object_score_logits.astype(jnp.float32),
+        )
+
+    def condition_on_memory(
+        self,
+        vision_features: jax.Array,
+        vision_pos: jax.Array,
+        memory: jax.Array,
+        memory_pos: jax.Array,
+        memory_valid: jax.Array,
+        num_obj_ptr_tokens: int,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """Memory attention of the current frame (`_prepare_memory_conditioned_features`).
+
+        vision_features [O, h, w, C], vision_pos [h, w, C]; memory/memory_pos [O, M, mem_dim],
+        memory_valid [O, M]; the trailing `num_obj_ptr_tokens` keys are object pointers.
+        Returns [O, h, w, C].
+        """
+        o, h, w, c = vision_features.shape
+        curr = vision_features.reshape(o, h * w, c)
+        pos = jnp.broadcast_to(vision_pos.reshape(1, h * w, c), curr.shape)
+        out = self.memory_attention(
+            curr, pos, memory, memory_pos, num_obj_ptr_tokens, memory_valid, deterministic
+        )
+        return out.reshape(o, h, w, c).astype(vision_features.dtype)
+
+    def maskmem_pos_enc(self) -> jax.Array:
+        """Spatial position encoding of every memory frame: [h*w, mem_dim] (a constant)."""
+        s = self.embedding_size
+        enc = self.cfg.memory_encoder
+        pe = sine_position_encoding(s, s, enc.pos_num_feats, enc.pos_temperature)
+        return pe.reshape(s * s, -1)
+
+    def memory_tpos(self, index: jax.Array) -> jax.Array:
+        """`maskmem_tpos_enc[index]`: index [...] int -> [..., mem_dim]."""
+        return self.maskmem_tpos_enc[index, 0, 0]
+
+    def obj_ptr_pos(self, rel_pos: jax.Array, max_ptrs: jax.Array) -> jax.Array:
+        """Temporal encoding of object pointers: rel_pos [...] (frames) -> [..., mem_dim].
+
+        2.1: sine(rel_pos / (max_ptrs - 1), hidden_dim) -> obj_ptr_tpos_proj; 2.0: zeros.
+        """
+        c = self.cfg
+        if not c.add_tpos_enc_to_obj_ptrs:
+            return jnp.zeros((*rel_pos.shape, self.mem_dim), jnp.float32)
+        denom = jnp.maximum(max_ptrs - 1, 1).astype(jnp.float32)  # official divides by 0 at T=1
+        dim = self.hidden_dim if c.proj_tpos_enc_in_obj_ptrs else self.mem_dim
+        pe = get_1d_sine_pe(rel_pos.astype(jnp.float32) / denom, dim)
+        if c.proj_tpos_enc_in_obj_ptrs:
+            pe = self.obj_ptr_tpos_proj(pe)
+        return pe.astype(jnp.float32)
+
+    def encode_memory(
+        self,
+        vision_features: jax.Array,
+        high_res_masks: jax.Array,
+        object_score_logits: jax.Array,
+        binarize: jax.Array,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """`_encode_new_memory`: raw features [O, h, w, C], mask logits [O, S, S],
+        object_score_logits [O, 1], binarize [O] bool -> memory features [O, h, w, mem_dim]."""
+        c = self.cfg
+        logits = high_res_masks.astype(jnp.float32)
+        mask = jnp.where(binarize[:, None, None], (logits > 0).astype(jnp.float32),
+                         jax.nn.sigmoid(logits))
+        mask = mask * c.sigmoid_scale_for_mem_enc + c.sigmoid_bias_for_mem_enc
+        feats, _ = self.memory_encoder(
+            vision_features, mask[..., None], skip_mask_sigmoid=True, deterministic=deterministic
+        )
+        if c.no_obj_embed_spatial:
+            absent = (object_score_logits <= 0).astype(feats.dtype)[:, :, None, None]
+            feats = feats + absent * self.no_obj_embed_spatial.astype(feats.dtype)
+        return feats
 
     # ----------------------------------------------------------------------------- init
     def __call__(self, images: jax.Array) -> SamHeadsOutput:

@@ -5,7 +5,7 @@ Batch-first: tokens [B, N, C]; image tokens [B, h*w, C] flattened row-major from
 All LayerNorms use the torch default eps 1e-5.
 """
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -36,19 +36,24 @@ class TwoWayAttentionBlock(nn.Module):
 
     @nn.compact
     def __call__(
-        self, queries: jax.Array, keys: jax.Array, query_pe: jax.Array, key_pe: jax.Array
+        self,
+        queries: jax.Array,
+        keys: jax.Array,
+        query_pe: jax.Array,
+        key_pe: jax.Array,
+        token_valid: Optional[jax.Array] = None,
     ) -> tuple[jax.Array, jax.Array]:
-        """queries/query_pe: [B, N, C]; keys [B, HW, C], key_pe [B or 1, HW, C].
-
+        """queries/query_pe: [B, N, C]; keys [B, HW, C], key_pe [B or 1, HW, C];
+        token_valid [B, N]: tokens never attended to where False (padding prompt slots).
         Returns (queries [B, N, C], keys [B, HW, C]).
         """
         c, heads, rate = self.embedding_dim, self.num_heads, self.attention_downsample_rate
         self_attn = Attention(c, heads, dtype=self.dtype, name="self_attn")
         if self.skip_first_layer_pe:
-            queries = self_attn(queries, queries, queries)
+            queries = self_attn(queries, queries, queries, token_valid)
         else:
             q = queries + query_pe
-            queries = queries + self_attn(q, q, queries)
+            queries = queries + self_attn(q, q, queries, token_valid)
         queries = layer_norm(LN_EPS, "norm1")(queries)
 
         q = queries + query_pe
@@ -62,7 +67,7 @@ class TwoWayAttentionBlock(nn.Module):
         q = queries + query_pe
         k = keys + key_pe
         attn = Attention(c, heads, rate, dtype=self.dtype, name="cross_attn_image_to_token")
-        keys = layer_norm(LN_EPS, "norm4")(keys + attn(k, q, queries))
+        keys = layer_norm(LN_EPS, "norm4")(keys + attn(k, q, queries, token_valid))
         return queries, keys
 
 
@@ -81,11 +86,14 @@ class TwoWayTransformer(nn.Module):
 
     @nn.compact
     def __call__(
-        self, image_embedding: jax.Array, image_pe: jax.Array, point_embedding: jax.Array
+        self,
+        image_embedding: jax.Array,
+        image_pe: jax.Array,
+        point_embedding: jax.Array,
+        token_valid: Optional[jax.Array] = None,
     ) -> tuple[jax.Array, jax.Array]:
-        """image_embedding [B, h, w, C], image_pe [B or 1, h, w, C], point_embedding [B, N, C].
-
-        Returns (queries [B, N, C], keys [B, h*w, C]).
+        """image_embedding [B, h, w, C], image_pe [B or 1, h, w, C], point_embedding [B, N, C],
+        token_valid [B, N] (None: all valid). Returns (queries [B, N, C], keys [B, h*w, C]).
         """
         keys = rearrange(image_embedding, "b h w c -> b (h w) c")
         key_pe = rearrange(image_pe, "b h w c -> b (h w) c")
@@ -100,7 +108,7 @@ class TwoWayTransformer(nn.Module):
                 skip_first_layer_pe=(i == 0),
                 dtype=self.dtype,
                 name=f"layers_{i}",
-            )(queries, keys, point_embedding, key_pe)
+            )(queries, keys, point_embedding, key_pe, token_valid)
 
         q = queries + point_embedding
         k = keys + key_pe
