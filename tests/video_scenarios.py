@@ -17,19 +17,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, NamedTuple, Sequence
 
+import av
 import numpy as np
 import torch
+from PIL import Image
 
 import oracle
+from conftest import SHARED_DATA
 
-BEDROOM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "sam2_demo" / "bedroom"
+BEDROOM_DIR = SHARED_DATA / "sam2_demo" / "bedroom"
 # The scenario coordinates below are bedroom pixels (the frames are 960 x 540, W x H).
 BEDROOM_HEIGHT, BEDROOM_WIDTH = 540, 960
 # With random weights the decoder's object score is ~0.2 (sam2.1) / ~-0.1 (sam2) before the
 # bias: -2 puts every decoder-scored frame at about -2 (absent), far from the 0 threshold.
 DISAPPEARING_OBJECT_SCORE_BIAS = -2.0
-# The official builder adds `fill_hole_area=8` with post-processing.
-NO_HOLE_FILLING = 0
 
 
 # ----------------------------------------------------------------------------- steps
@@ -118,8 +119,9 @@ def build_official_video_predictor(
 ) -> torch.nn.Module:
     """The official `SAM2VideoPredictor` of config `name` with `oracle` random weights, eval mode.
 
-    `fill_hole_area` is set to 0: hole filling needs the CUDA extension `sam2._C`; without it the
-    official code warns and returns the masks unchanged, so 0 gives the same values, silently.
+    `fill_hole_area` is set to 0 (the builder sets 8 with post-processing): hole filling needs
+    the CUDA extension `sam2._C`; without it the official code warns and returns the masks
+    unchanged, so 0 gives the same values, silently.
     `image_size` must be a multiple of 32 (Hiera halves the stride-4 map three times; 240 fails
     with a shape mismatch in the trunk).
     """
@@ -129,14 +131,14 @@ def build_official_video_predictor(
         name, image_size=image_size, seed=seed, apply_postprocessing=apply_postprocessing,
         video=True, object_score_bias=object_score_bias,
     )
-    predictor.fill_hole_area = NO_HOLE_FILLING
+    predictor.fill_hole_area = 0
     return predictor
 
 
 def _bf16_as_f32(features: torch.Tensor | None) -> torch.Tensor | None:
     if features is None:
         return None
-    assert features.dtype == torch.bfloat16, f"expected the official bf16 cast, got {features.dtype}"
+    assert features.dtype == torch.bfloat16, f"expected the official bf16 cast: {features.dtype}"
     return features.float()
 
 
@@ -239,13 +241,15 @@ def _run_step(predictor: Any, state: Any, i: int, step: Step) -> list[Record]:
     raise TypeError(f"unknown scenario step {step!r}")
 
 
-def run_scenario(predictor: Any, video_path: str | os.PathLike, steps: Sequence[Step]) -> list[Record]:
+def run_scenario(
+    predictor: Any, video_path: str | os.PathLike, steps: Sequence[Step]
+) -> list[Record]:
     """`init_state(video_path)`, then each step through the public API; every mask output it
     returns, in order. A torch predictor runs under `torch.inference_mode()`."""
     is_torch = isinstance(predictor, torch.nn.Module)
     with torch.inference_mode() if is_torch else contextlib.nullcontext():
         state = predictor.init_state(os.fspath(video_path))
-        return [record for i, step in enumerate(steps) for record in _run_step(predictor, state, i, step)]
+        return [rec for i, step in enumerate(steps) for rec in _run_step(predictor, state, i, step)]
 
 
 # ----------------------------------------------------------------------------- data
@@ -268,17 +272,14 @@ def make_mp4(frames_dir: str | os.PathLike, path: str | os.PathLike, fps: int = 
     """Encode the JPEGs of `frames_dir` (sorted by integer stem) as H.264 mp4 with PyAV; lossy
     (yuv420p), so its frames differ from the JPEGs. The official predictor reads mp4 only
     through decord."""
-    import av
-    from PIL import Image
-
-    frames = sorted(Path(frames_dir).glob("*.jpg"), key=lambda p: int(p.stem))
+    paths = sorted(Path(frames_dir).glob("*.jpg"), key=lambda p: int(p.stem))
+    frames = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
     with av.open(os.fspath(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.pix_fmt = "yuv420p"
-        for frame_path in frames:
-            image = np.asarray(Image.open(frame_path).convert("RGB"))
-            stream.height, stream.width = image.shape[:2]
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        stream.height, stream.width = frames[0].shape[:2]
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     return os.fspath(path)
 
@@ -379,22 +380,27 @@ def editing_scenario(height: int, width: int) -> list[Step]:
     """Clearing, re-prompting, removing and resetting; needs >= 4 frames (run on 6).
 
     0 click (210, 350) +, frame 0, obj 1 | 1 box (300, 0, 500, 400), frame 0, obj 2
-    2 propagate frames 0-2 | 3 clear obj 2's prompts on frame 0 (its output is kept as a
-    non-conditioning one) | 4 click (400, 150) +, frame 1, obj 2 (an initial frame again? no:
-    frame 1 was tracked, so a correction) | 5 box again on frame 0, obj 2 (initial again: frame 0
-    left the tracked set when cleared) | 6 remove obj 1 (record for its prompted frame 0)
-    7 propagate frames 0-3 | 8 reset | 9 click (400, 150) +, frame 2, obj 5 | 10 propagate from 2
+    2 propagate frames 0-2
+    3 correction click (400, 150) +, frame 1, obj 2 (tracked frame: non-conditioning)
+    4 clear obj 2's prompts on frame 1 (drops the correction; the tracked mask is shown again)
+    5 clear obj 2's prompts on frame 0 (its conditioning output is downgraded, still shown)
+    6 the box again on frame 0, obj 2 (an initial conditioning frame again)
+    7 remove obj 1 (one record: its prompted frame 0, obj 2 only)
+    8 propagate frames 0-3 | 9 reset | 10 click (400, 150) +, frame 2, new obj 5
+    11 propagate from its prompt (frame 2) to the end
     """
+    girl_click = _xy([(400.0, 150.0)], height, width)
     return [
         Points(0, 1, _xy([BOY_CLICK], height, width), _labels(1)),
         Points(0, 2, None, None, box=_box(GIRL_BOX, height, width)),
         Propagate(None, 2),
+        Points(1, 2, girl_click, _labels(1)),
+        ClearFrame(1, 2),
         ClearFrame(0, 2),
-        Points(1, 2, _xy([(400.0, 150.0)], height, width), _labels(1)),
         Points(0, 2, None, None, box=_box(GIRL_BOX, height, width)),
         Remove(1),
         Propagate(0, 3),
         Reset(),
-        Points(2, 5, _xy([(400.0, 150.0)], height, width), _labels(1)),
+        Points(2, 5, girl_click, _labels(1)),
         Propagate(),
     ]

@@ -1,0 +1,144 @@
+"""Video propagation: sam2-jax vs the official SAM2VideoPredictor, same run, same CPU.
+
+    python -m bench.video fps [--sizes 512 1024] [--objects 1 4] [--frames 8]
+    python -m bench.video memory [--lengths 100 2000] [--size 256]
+
+`fps`: both predictors get the same random weights (official -> .pt -> our converter), the same
+JPEG frames (bedroom demo) and the same mask prompts on frame 0; each propagates once to warm up
+(our compile), then the second propagation over `--frames` + 1 frames is timed (preflight and
+all frames, fp32, evaluation settings: apply_postprocessing=False).
+`memory`: peak resident memory of our streaming tracker (`streaming.track_video`) over videos of
+each length (frames cycled from the demo through symlinks, decoded lazily), one process each.
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import ROOT, machine
+
+BEDROOM = ROOT.parent / "shared" / "data" / "sam2_demo" / "bedroom"
+
+
+def _video_dir(n: int, dst: Path) -> Path:
+    src = sorted(BEDROOM.glob("*.jpg"))
+    if not src:
+        raise FileNotFoundError(f"demo frames not found in {BEDROOM}")
+    dst.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (dst / f"{i:05d}.jpg").symlink_to(src[i % len(src)])
+    return dst
+
+
+def _masks(num_objects: int, h: int = 540, w: int = 960) -> list[np.ndarray]:
+    out = []
+    for k in range(num_objects):
+        m = np.zeros((h, w), bool)
+        x0 = 80 + 200 * k % (w - 200)
+        m[150:350, x0:x0 + 150] = True
+        out.append(m)
+    return out
+
+
+def _propagate(predictor, video, masks, frames, inference_mode):
+    state = predictor.init_state(str(video))
+    for k, m in enumerate(masks):
+        predictor.add_new_mask(state, 0, k + 1, m)
+    t0 = time.perf_counter()
+    n = 0
+    with inference_mode():
+        for _ in predictor.propagate_in_video(state, max_frame_num_to_track=frames):
+            n += 1
+    return (time.perf_counter() - t0) / n
+
+
+def fps(args) -> None:
+    import contextlib
+
+    import torch
+
+    from oracle import build_official, save_official_checkpoint
+    from sam2_jax.predictors.video import build_sam2_video_predictor
+
+    torch.set_num_threads(args.threads)
+    print(f"machine: {machine()}; torch threads {args.threads}")
+    print(f"sam2.1_hiera_t, fp32, {args.frames + 1} frames timed after one warm-up propagation")
+    print("| size | objects | sam2-jax frames/s | official frames/s | speed-up |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        video = _video_dir(args.frames + 1, Path(tmp) / "video")
+        for size in args.sizes:
+            official = build_official("sam2.1_hiera_t", image_size=size, video=True,
+                                      apply_postprocessing=False)
+            official.fill_hole_area = 0
+            ckpt = Path(tmp) / f"t{size}.pt"
+            save_official_checkpoint(official, ckpt)
+            ours = build_sam2_video_predictor("sam2.1_hiera_t", ckpt, [f"image_size={size}"],
+                                              apply_postprocessing=False)
+            for n_obj in args.objects:
+                masks = _masks(n_obj)
+                rates = []
+                for pred, mode in ((ours, contextlib.nullcontext),
+                                   (official, torch.inference_mode)):
+                    _propagate(pred, video, masks, args.frames, mode)  # warm-up / compile
+                    rates.append(1.0 / _propagate(pred, video, masks, args.frames, mode))
+                print(f"| {size} | {n_obj} | {rates[0]:.2f} | {rates[1]:.2f} | "
+                      f"{rates[0] / rates[1]:.2f}x |", flush=True)
+
+
+def _memory_child(length: int, size: int) -> None:
+    """Run in a subprocess: stream `length` frames, print peak RSS (MiB) and frames/s."""
+    from sam2_jax.build import build_sam2
+    from sam2_jax.data.frames import load_video_frames
+    from sam2_jax.streaming import track_video
+
+    model = build_sam2("sam2.1_hiera_t", None, [f"image_size={size}"], apply_postprocessing=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = load_video_frames(_video_dir(length, Path(tmp) / "v"), size)
+        t0, n = time.perf_counter(), 0
+        for _ in track_video(model, frames, {0: {0: _masks(1)[0]}}, 1):
+            n += 1
+        elapsed = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{length} {peak:.0f} {n / elapsed:.2f}")
+
+
+def memory(args) -> None:
+    print(f"machine: {machine()}")
+    print(f"streaming track_video, sam2.1_hiera_t at {args.size}px, 1 object, fp32")
+    print("| frames | peak RSS (MiB) | frames/s (incl. compile) |\n|---|---|---|")
+    for length in args.lengths:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.video", "_memory_child", str(length), str(args.size)],
+            capture_output=True, text=True, cwd=ROOT, env={**os.environ}, check=True,
+        ).stdout.split()[-3:]
+        print(f"| {out[0]} | {out[1]} | {out[2]} |", flush=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_memory_child":
+        _memory_child(int(sys.argv[2]), int(sys.argv[3]))
+        return
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fps")
+    f.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    f.add_argument("--objects", type=int, nargs="+", default=[1, 4])
+    f.add_argument("--frames", type=int, default=8)
+    f.add_argument("--threads", type=int, default=2)
+    m = sub.add_parser("memory")
+    m.add_argument("--lengths", type=int, nargs="+", default=[100, 2000])
+    m.add_argument("--size", type=int, default=256)
+    args = p.parse_args()
+    fps(args) if args.cmd == "fps" else memory(args)
+
+
+if __name__ == "__main__":
+    main()
