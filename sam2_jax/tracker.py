@@ -234,7 +234,7 @@ def track_chunk_fn(
     direction: jax.Array,
     return_memory: bool = False,
 ) -> tuple[MemoryBank, FrameOutput]:
-    """`track_frame` under `lax.scan` over a chunk of L frames (padded ones masked).
+    """`track_frame` under `lax.scan` over a chunk of L frames (padded ones are skipped).
 
     images [L, S, S, 3]; prompts with a leading L axis; frame_ids [L] int; frame_valid [L] bool.
     Returns the bank after the chunk and the stacked outputs [L, ...].
@@ -242,9 +242,17 @@ def track_chunk_fn(
 
     def step(bank, xs):
         image, prompt, t, valid = xs
-        out, bank = track_frame(module, params, bank, image, prompt, t, num_frames, direction,
-                                valid, return_memory)
-        return bank, out
+
+        def run(bank):
+            out, bank = track_frame(module, params, bank, image, prompt, t, num_frames,
+                                    direction, valid, return_memory)
+            return bank, out
+
+        def skip(bank):  # padding frame: no compute, bank unchanged
+            shapes = jax.eval_shape(run, bank)[1]
+            return bank, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+        return jax.lax.cond(valid, run, skip, bank)
 
     return jax.lax.scan(step, bank, (images, prompts, frame_ids, frame_valid))
 
