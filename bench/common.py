@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "support"))  # stand-in torchvision for the official predictor
+sys.path.insert(
+    0, str(ROOT / "tests" / "support")
+)  # stand-in torchvision for the official predictor
 sys.path.insert(0, str(ROOT / "tests"))
 
 
@@ -17,8 +19,10 @@ def machine() -> str:
     import jax
     import torch
 
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__}"
+    )
 
 
 def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:

@@ -45,7 +45,9 @@ def main() -> None:
     ref._bb_feat_sizes = [(s // 4, s // 4), (s // 8, s // 8), (s // 16, s // 16)]
     with tempfile.TemporaryDirectory() as d:
         save_official_checkpoint(official, Path(d) / "ckpt.pt")
-        ours = SAM2ImagePredictor.from_checkpoint(args.config, Path(d) / "ckpt.pt", [f"image_size={s}"])
+        ours = SAM2ImagePredictor.from_checkpoint(
+            args.config, Path(d) / "ckpt.pt", [f"image_size={s}"]
+        )
 
     def run_ours():
         ours.set_image(image)
@@ -68,8 +70,10 @@ def main() -> None:
     p_ours = median_time(predict_ours, args.repeats)
     p_ref = median_time(predict_official, args.repeats)
     print(f"machine: {machine()}; torch threads {args.threads}")
-    print(f"{args.config} at {s}px, image {image.shape[1]}x{image.shape[0]}, fp32, "
-          f"median of {args.repeats} after warm-up")
+    print(
+        f"{args.config} at {s}px, image {image.shape[1]}x{image.shape[0]}, fp32, "
+        f"median of {args.repeats} after warm-up"
+    )
     print("| step | sam2-jax | official | speed-up |\n|---|---|---|---|")
     print(row("set_image + predict", t_ours, t_ref))
     print(row("predict (embedding cached)", p_ours, p_ref))

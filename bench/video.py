@@ -42,7 +42,7 @@ def _masks(num_objects: int, h: int = 540, w: int = 960) -> list[np.ndarray]:
     for k in range(num_objects):
         m = np.zeros((h, w), bool)
         x0 = 80 + 200 * k % (w - 200)
-        m[150:350, x0:x0 + 150] = True
+        m[150:350, x0 : x0 + 150] = True
         out.append(m)
     return out
 
@@ -63,8 +63,8 @@ def fps(args) -> None:
     import contextlib
 
     import torch
-
     from oracle import build_official, save_official_checkpoint
+
     from sam2_jax.predictors.video import build_sam2_video_predictor
 
     torch.set_num_threads(args.threads)
@@ -75,22 +75,29 @@ def fps(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         video = _video_dir(args.frames + 1, Path(tmp) / "video")
         for size in args.sizes:
-            official = build_official("sam2.1_hiera_t", image_size=size, video=True,
-                                      apply_postprocessing=False)
+            official = build_official(
+                "sam2.1_hiera_t", image_size=size, video=True, apply_postprocessing=False
+            )
             official.fill_hole_area = 0
             ckpt = Path(tmp) / f"t{size}.pt"
             save_official_checkpoint(official, ckpt)
-            ours = build_sam2_video_predictor("sam2.1_hiera_t", ckpt, [f"image_size={size}"],
-                                              apply_postprocessing=False)
+            ours = build_sam2_video_predictor(
+                "sam2.1_hiera_t", ckpt, [f"image_size={size}"], apply_postprocessing=False
+            )
             for n_obj in args.objects:
                 masks = _masks(n_obj)
                 rates = []
-                for pred, mode in ((ours, contextlib.nullcontext),
-                                   (official, torch.inference_mode)):
+                for pred, mode in (
+                    (ours, contextlib.nullcontext),
+                    (official, torch.inference_mode),
+                ):
                     _propagate(pred, video, masks, args.frames, mode)  # warm-up / compile
                     rates.append(1.0 / _propagate(pred, video, masks, args.frames, mode))
-                print(f"| {size} | {n_obj} | {rates[0]:.2f} | {rates[1]:.2f} | "
-                      f"{rates[0] / rates[1]:.2f}x |", flush=True)
+                print(
+                    f"| {size} | {n_obj} | {rates[0]:.2f} | {rates[1]:.2f} | "
+                    f"{rates[0] / rates[1]:.2f}x |",
+                    flush=True,
+                )
 
 
 def _memory_child(length: int, size: int) -> None:
@@ -117,7 +124,11 @@ def memory(args) -> None:
     for length in args.lengths:
         out = subprocess.run(
             [sys.executable, "-m", "bench.video", "_memory_child", str(length), str(args.size)],
-            capture_output=True, text=True, cwd=ROOT, env={**os.environ}, check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ},
+            check=True,
         ).stdout.split()[-3:]
         print(f"| {out[0]} | {out[1]} | {out[2]} |", flush=True)
 

@@ -24,7 +24,11 @@ def synthetic_scene(height: int = 360, width: int = 480, seed: int = 0) -> np.nd
     img += rng.normal(0, 8, img.shape)
     disc = (xx - width * 0.5) ** 2 + (yy - height * 0.5) ** 2 < (height * 0.2) ** 2
     img[disc] = (220, 80, 60)
-    img[int(height * 0.1):int(height * 0.25), int(width * 0.05):int(width * 0.6)] = (40, 170, 90)
+    img[int(height * 0.1) : int(height * 0.25), int(width * 0.05) : int(width * 0.6)] = (
+        40,
+        170,
+        90,
+    )
     tri = (yy > height * 0.6) & (xx > width * 0.7) & (xx - width * 0.7 < (yy - height * 0.6))
     img[tri] = (240, 220, 70)
     return np.clip(img, 0, 255).astype(np.uint8)
@@ -35,7 +39,7 @@ def overlay(image: np.ndarray, mask: np.ndarray, point: tuple[float, float]) -> 
     out = image.astype(np.float32)
     out[mask] = 0.45 * out[mask] + 0.55 * np.array([30, 144, 255])
     x, y = int(point[0]), int(point[1])
-    out[max(y - 4, 0):y + 5, max(x - 4, 0):x + 5] = (0, 255, 0)
+    out[max(y - 4, 0) : y + 5, max(x - 4, 0) : x + 5] = (0, 255, 0)
     return Image.fromarray(out.astype(np.uint8))
 
 
@@ -66,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     overlay(image, masks[best] > 0.5, point).save(args.out)
     weights = args.checkpoint or "random weights"
-    print(f"{args.config} ({weights}): best mask {best} score {scores[best]:.3f}, "
-          f"{(masks[best] > 0.5).mean():.1%} of the image, {time.perf_counter() - t0:.1f}s -> {args.out}")
+    print(
+        f"{args.config} ({weights}): best mask {best} score {scores[best]:.3f}, "
+        f"{(masks[best] > 0.5).mean():.1%} of the image, {time.perf_counter() - t0:.1f}s "
+        f"-> {args.out}"
+    )
     return 0
 
 

@@ -66,11 +66,14 @@ def empty_bank(
     return MemoryBank(
         cond_feats=jnp.zeros((o, num_cond, tokens, mem_dim), dtype),
         cond_ptr=jnp.zeros((o, num_cond, hidden_dim), jnp.float32),
-        cond_frame=cf, cond_valid=cv,
+        cond_frame=cf,
+        cond_valid=cv,
         recent_feats=jnp.zeros((o, num_recent, tokens, mem_dim), dtype),
-        recent_frame=rf, recent_valid=rv,
+        recent_frame=rf,
+        recent_valid=rv,
         ptr=jnp.zeros((o, num_ptr, hidden_dim), jnp.float32),
-        ptr_frame=pf, ptr_valid=pv,
+        ptr_frame=pf,
+        ptr_valid=pv,
     )
 
 
@@ -172,9 +175,15 @@ def memory_layout(
     k_ptr = back(bank.ptr_frame)
     ptr_use = bank.ptr_valid & (k_ptr >= 1) & (k_ptr <= max_ptrs - 1) & in_video(bank.ptr_frame)
     return MemoryLayout(
-        cond_use=cond_use, cond_tpos=cond_tpos, recent_use=recent_use, recent_tpos=k_rec - 1,
-        cond_ptr_use=sel_ptr | unsel_ptr, cond_ptr_pos=cond_ptr_pos, ptr_use=ptr_use,
-        ptr_pos=k_ptr, max_ptrs=max_ptrs,
+        cond_use=cond_use,
+        cond_tpos=cond_tpos,
+        recent_use=recent_use,
+        recent_tpos=k_rec - 1,
+        cond_ptr_use=sel_ptr | unsel_ptr,
+        cond_ptr_pos=cond_ptr_pos,
+        ptr_use=ptr_use,
+        ptr_pos=k_ptr,
+        max_ptrs=max_ptrs,
     )
 
 
@@ -195,8 +204,11 @@ def write_frame(
     feats = feats.astype(bank.cond_feats.dtype)
 
     def put(slots_feats, slot_onehot, new):  # slot_onehot [O, N] selects where to write
-        return jnp.where(slot_onehot.reshape(slot_onehot.shape + (1,) * (new.ndim - 1)),
-                         new[:, None], slots_feats)
+        return jnp.where(
+            slot_onehot.reshape(slot_onehot.shape + (1,) * (new.ndim - 1)),
+            new[:, None],
+            slots_feats,
+        )
 
     # Conditioning slot: same frame first, else first free.
     same = bank.cond_valid & (bank.cond_frame == t)

@@ -54,33 +54,52 @@ def track_video(
             raise ValueError(f"prompt on frame {f}, but the video has {num_frames} frames")
         bad = [o for o in objs if not 0 <= o < num_objects]
         if bad:
-            raise ValueError(f"prompt for object index {bad} on frame {f}: expected 0 .. "
-                             f"{num_objects - 1}")
+            raise ValueError(
+                f"prompt for object index {bad} on frame {f}: expected 0 .. {num_objects - 1}"
+            )
     per_object = np.zeros(num_objects, int)
     for objs in mask_prompts.values():
         for o in objs:
             per_object[o] += 1
     if per_object.max() > cfg.tracking.max_cond_frames:
-        raise ValueError(f"an object has {per_object.max()} prompted frames; the memory bank holds "
-                         f"tracking.max_cond_frames={cfg.tracking.max_cond_frames}")
+        raise ValueError(
+            f"an object has {per_object.max()} prompted frames; the memory bank holds "
+            f"tracking.max_cond_frames={cfg.tracking.max_cond_frames}"
+        )
     d = -1 if reverse else 1
     start = max(mask_prompts) if reverse else min(mask_prompts)
     order = list(range(start, -1, -1)) if reverse else list(range(start, num_frames))
     chunk = chunk_size or cfg.tracking.chunk_size
     o_pad = _bucket(num_objects)
     hw = (s // cfg.backbone_stride) ** 2
-    bank = empty_bank(o_pad, _bucket(per_object.max()), cfg.num_maskmem - 1,
-                      cfg.max_obj_ptrs_in_encoder - 1, hw, cfg.memory_encoder.out_dim,
-                      cfg.image_encoder.neck.d_model, jnp.dtype(cfg.tracking.memory_dtype))
+    bank = empty_bank(
+        o_pad,
+        _bucket(per_object.max()),
+        cfg.num_maskmem - 1,
+        cfg.max_obj_ptrs_in_encoder - 1,
+        hw,
+        cfg.memory_encoder.out_dim,
+        cfg.image_encoder.neck.d_model,
+        jnp.dtype(cfg.tracking.memory_dtype),
+    )
     started = np.zeros(o_pad, bool)
     for begin in range(0, len(order), chunk):
-        ids_list = order[begin:begin + chunk]
+        ids_list = order[begin : begin + chunk]
         n = len(ids_list)
         ids = np.array(ids_list + [ids_list[-1]] * (chunk - n), np.int32)
         valid = np.arange(chunk) < n
         prompts, started = _chunk_prompts(ids, valid, mask_prompts, o_pad, s, started)
-        bank, out = track_chunk(model.module, model.params, bank, frames.frames(ids), prompts,
-                                ids, valid, np.int32(num_frames), np.int32(d))
+        bank, out = track_chunk(
+            model.module,
+            model.params,
+            bank,
+            frames.frames(ids),
+            prompts,
+            ids,
+            valid,
+            np.int32(num_frames),
+            np.int32(d),
+        )
         low_res = np.asarray(out.low_res_masks)
         scores = np.asarray(out.object_score_logits)
         for i, f in enumerate(ids_list):
@@ -106,7 +125,12 @@ def _chunk_prompts(ids, valid, mask_prompts, o_pad, s, started):
     labels = -np.ones((chunk, o_pad, 1), np.int32)
     any_mask = bool(has_mask.any())  # chunks without mask prompts skip the mask inputs
     prompts = FramePrompt(
-        point_coords=points, point_labels=labels, is_init_cond=has_mask, as_cond=has_mask,
-        track=track, mask=masks if any_mask else None, has_mask=has_mask if any_mask else None,
+        point_coords=points,
+        point_labels=labels,
+        is_init_cond=has_mask,
+        as_cond=has_mask,
+        track=track,
+        mask=masks if any_mask else None,
+        has_mask=has_mask if any_mask else None,
     )
     return prompts, started

@@ -59,7 +59,9 @@ def tracking_prompt(track: jax.Array, num_points: int = 1) -> FramePrompt:
     return FramePrompt(
         point_coords=jnp.zeros((*track.shape, num_points, 2), jnp.float32),
         point_labels=-jnp.ones((*track.shape, num_points), jnp.int32),
-        is_init_cond=false, as_cond=false, track=jnp.asarray(track, bool),
+        is_init_cond=false,
+        as_cond=false,
+        track=jnp.asarray(track, bool),
     )
 
 
@@ -109,8 +111,9 @@ def _track_step(
 ) -> tuple[FrameOutput, MemoryBank]:
     """One frame for all objects; runs inside `SAM2.apply` (see `track_frame`)."""
     bb = model.forward_image(image[None], deterministic=deterministic)
-    return _track_features(model, bank, bb, prompt, t, num_frames, direction, frame_valid,
-                           return_memory, deterministic)
+    return _track_features(
+        model, bank, bb, prompt, t, num_frames, direction, frame_valid, return_memory, deterministic
+    )
 
 
 def _track_features(
@@ -132,8 +135,13 @@ def _track_features(
     high_res = tuple(jnp.broadcast_to(f, (o, *f.shape[1:])) for f in bb.backbone_fpn[:2])
 
     layout = memory_layout(
-        bank, t, num_frames, direction, num_maskmem=c.num_maskmem,
-        max_obj_ptrs=c.max_obj_ptrs_in_encoder, max_cond_frames=c.max_cond_frames_in_attn,
+        bank,
+        t,
+        num_frames,
+        direction,
+        num_maskmem=c.num_maskmem,
+        max_obj_ptrs=c.max_obj_ptrs_in_encoder,
+        max_cond_frames=c.max_cond_frames_in_attn,
         signed_ptr_pos=c.use_signed_tpos_enc_to_obj_ptrs,
         only_past_ptrs=c.only_obj_ptrs_in_the_past_for_eval and deterministic,
     )
@@ -148,7 +156,8 @@ def _track_features(
     multimask = (
         c.multimask_output_in_sam
         & (prompt.is_init_cond | c.multimask_output_for_tracking)
-        & (num_points >= c.multimask_min_pt_num) & (num_points <= c.multimask_max_pt_num)
+        & (num_points >= c.multimask_min_pt_num)
+        & (num_points <= c.multimask_max_pt_num)
     )
     if prompt.prev_logits is None:
         s = 4 * raw.shape[1]
@@ -156,7 +165,13 @@ def _track_features(
     else:
         prev, has_prev = prompt.prev_logits, prompt.has_prev
     heads = model.track_sam_heads(
-        pix, prompt.point_coords, prompt.point_labels, prev, has_prev, high_res, multimask,
+        pix,
+        prompt.point_coords,
+        prompt.point_labels,
+        prev,
+        has_prev,
+        high_res,
+        multimask,
         deterministic,
     )
     low_res, obj_ptr, score = heads.low_res_masks, heads.obj_ptr, heads.object_score_logits
@@ -215,10 +230,18 @@ def track_frame(
     Returns this frame's outputs and the bank with frame t written (where tracked and valid).
     """
     return module.apply(
-        params, bank, image, prompt, jnp.asarray(t, jnp.int32),
-        jnp.asarray(num_frames, jnp.int32), jnp.asarray(direction, jnp.int32),
-        jnp.asarray(frame_valid, bool), return_memory, deterministic,
-        method=_track_step, rngs=rngs,
+        params,
+        bank,
+        image,
+        prompt,
+        jnp.asarray(t, jnp.int32),
+        jnp.asarray(num_frames, jnp.int32),
+        jnp.asarray(direction, jnp.int32),
+        jnp.asarray(frame_valid, bool),
+        return_memory,
+        deterministic,
+        method=_track_step,
+        rngs=rngs,
     )
 
 
@@ -244,8 +267,9 @@ def track_chunk_fn(
         image, prompt, t, valid = xs
 
         def run(bank):
-            out, bank = track_frame(module, params, bank, image, prompt, t, num_frames,
-                                    direction, valid, return_memory)
+            out, bank = track_frame(
+                module, params, bank, image, prompt, t, num_frames, direction, valid, return_memory
+            )
             return bank, out
 
         def skip(bank):  # padding frame: no compute, bank unchanged
@@ -269,9 +293,17 @@ def track_frame_features(
 ) -> tuple[FrameOutput, MemoryBank]:
     """`track_frame` on precomputed `SAM2.forward_image` features of one frame (batch 1)."""
     return module.apply(
-        params, bank, features, prompt, jnp.asarray(t, jnp.int32),
-        jnp.asarray(num_frames, jnp.int32), jnp.asarray(direction, jnp.int32),
-        jnp.asarray(True), False, True, method=_track_features,
+        params,
+        bank,
+        features,
+        prompt,
+        jnp.asarray(t, jnp.int32),
+        jnp.asarray(num_frames, jnp.int32),
+        jnp.asarray(direction, jnp.int32),
+        jnp.asarray(True),
+        False,
+        True,
+        method=_track_features,
     )
 
 

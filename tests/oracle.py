@@ -29,7 +29,7 @@ def state_dict_to_params(state_dict: Mapping[str, torch.Tensor], strip: str = ""
         if strip:
             if not key.startswith(strip):
                 continue
-            key = key[len(strip):]
+            key = key[len(strip) :]
         path, value = official_to_ours(key, t.detach().cpu().numpy())
         node = params
         *parents, leaf = path.split("/")
@@ -103,8 +103,12 @@ def build_official(
     overrides = [f"++model.image_size={image_size}", *extra_overrides]
     builder = build_sam2_video_predictor if video else build_sam2
     model = builder(
-        OFFICIAL_CONFIG_FILES[name], None, device="cpu", mode="eval",
-        hydra_overrides_extra=overrides, apply_postprocessing=apply_postprocessing,
+        OFFICIAL_CONFIG_FILES[name],
+        None,
+        device="cpu",
+        mode="eval",
+        hydra_overrides_extra=overrides,
+        apply_postprocessing=apply_postprocessing,
     )
     perturb_constant_tensors_(model, seed=seed)
     if object_score_bias is not None:

@@ -81,7 +81,10 @@ def test_bad_files(tmp_path, official_t21):
 def test_convert_cli_writes_orbax_that_loads_identically(tmp_path, official_t21, capsys):
     _, path = official_t21
     out = tmp_path / "converted"
-    assert convert_main(["--config", "sam2.1_hiera_t", "--checkpoint", str(path), "--out", str(out)]) == 0
+    assert (
+        convert_main(["--config", "sam2.1_hiera_t", "--checkpoint", str(path), "--out", str(out)])
+        == 0
+    )
     expected = _expected("sam2.1_hiera_t")
     from_pt = load_params(path, expected, "sam2.1_hiera_t")
     from_orbax = load_params(out, expected, "sam2.1_hiera_t")
@@ -90,7 +93,10 @@ def test_convert_cli_writes_orbax_that_loads_identically(tmp_path, official_t21,
     # An existing output directory is refused and left untouched.
     marker = out / "sam2_jax_meta.json"
     before = marker.read_text()
-    assert convert_main(["--config", "sam2.1_hiera_t", "--checkpoint", str(path), "--out", str(out)]) == 1
+    assert (
+        convert_main(["--config", "sam2.1_hiera_t", "--checkpoint", str(path), "--out", str(out)])
+        == 1
+    )
     assert "already exists" in capsys.readouterr().err
     assert marker.read_text() == before
     # Wrong model size for an orbax checkpoint: a clear error naming the saved config.

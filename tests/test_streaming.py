@@ -3,12 +3,12 @@ program for every video length, clear errors."""
 
 import numpy as np
 import pytest
+from video_scenarios import BEDROOM_HEIGHT, BEDROOM_WIDTH, copy_frames, ellipse_mask
 
 from sam2_jax.data.frames import load_video_frames
 from sam2_jax.predictors.video import build_sam2_video_predictor
 from sam2_jax.streaming import track_video
 from sam2_jax.tracker import track_chunk
-from video_scenarios import BEDROOM_HEIGHT, BEDROOM_WIDTH, copy_frames, ellipse_mask
 
 SIZE = 128
 TOL = 1e-4  # same math; prompted-frame memory comes from a different XLA program (fusion order)
@@ -16,14 +16,17 @@ TOL = 1e-4  # same math; prompted-frame memory comes from a different XLA progra
 
 @pytest.fixture(scope="module")
 def predictor():
-    return build_sam2_video_predictor("sam2.1_hiera_t", None, [f"image_size={SIZE}"],
-                                      apply_postprocessing=False, seed=1)
+    return build_sam2_video_predictor(
+        "sam2.1_hiera_t", None, [f"image_size={SIZE}"], apply_postprocessing=False, seed=1
+    )
 
 
 def _masks():
     h, w = BEDROOM_HEIGHT, BEDROOM_WIDTH
-    return [ellipse_mask(h, w, (225.0, 270.0), (75.0, 140.0)),
-            ellipse_mask(h, w, (598.0, 355.0), (75.0, 58.0))]
+    return [
+        ellipse_mask(h, w, (225.0, 270.0), (75.0, 140.0)),
+        ellipse_mask(h, w, (598.0, 355.0), (75.0, 58.0)),
+    ]
 
 
 def test_streaming_equals_predictor_and_compiles_once(tmp_path, predictor):
@@ -60,7 +63,9 @@ def test_object_is_not_tracked_before_its_first_prompt(tmp_path, predictor):
     """As the official VOS evaluation: frames before an object's first mask get -1024."""
     m1, m2 = _masks()
     frames = load_video_frames(copy_frames(5, tmp_path / "v"), SIZE)
-    out = {f: low for f, low, _ in track_video(predictor.model, frames, {0: {0: m1}, 2: {1: m2}}, 2)}
+    out = {
+        f: low for f, low, _ in track_video(predictor.model, frames, {0: {0: m1}, 2: {1: m2}}, 2)
+    }
     assert all((out[f][1] == -1024).all() for f in (0, 1))
     assert all((out[f][1] > -1024).all() for f in (2, 3, 4))
     assert all((out[f][0] > -1024).all() for f in range(5))
@@ -69,8 +74,9 @@ def test_object_is_not_tracked_before_its_first_prompt(tmp_path, predictor):
 def test_reverse_streaming_runs_from_the_last_prompt(tmp_path, predictor):
     video = copy_frames(6, tmp_path / "v")
     m1, _ = _masks()
-    out = list(track_video(predictor.model, load_video_frames(video, SIZE), {4: {0: m1}}, 1,
-                           reverse=True))
+    out = list(
+        track_video(predictor.model, load_video_frames(video, SIZE), {4: {0: m1}}, 1, reverse=True)
+    )
     assert [f for f, _, _ in out] == [4, 3, 2, 1, 0]
     assert all(np.isfinite(low).all() for _, low, _ in out)
 

@@ -23,9 +23,11 @@ SUPPORT_DIR = Path(__file__).resolve().parent / "support"
 SAM2_JAX_DIR = Path(__file__).resolve().parent.parent / "sam2_jax"
 
 
-def _brute_force_nms(boxes: np.ndarray, scores: np.ndarray, cats: np.ndarray,
-                     thresh: float) -> list[int]:
+def _brute_force_nms(
+    boxes: np.ndarray, scores: np.ndarray, cats: np.ndarray, thresh: float
+) -> list[int]:
     """Greedy NMS in pure Python (float64), per category; kept indices by score, ties by index."""
+
     def iou(a, b):
         w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
         h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -37,8 +39,9 @@ def _brute_force_nms(boxes: np.ndarray, scores: np.ndarray, cats: np.ndarray,
     kept: list[int] = []
     for i in order:
         box = [float(v) for v in boxes[i]]
-        if all(cats[j] != cats[i] or iou([float(v) for v in boxes[j]], box) <= thresh
-               for j in kept):
+        if all(
+            cats[j] != cats[i] or iou([float(v) for v in boxes[j]], box) <= thresh for j in kept
+        ):
             kept.append(i)
     return kept
 
@@ -60,8 +63,12 @@ def _random_boxes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 @pytest.mark.parametrize("n", [300, 1100])  # 1100 boxes > 4000 numbers: the per-category loop
 def test_batched_nms_matches_brute_force(n, thresh):
     boxes, scores, cats = _random_boxes(n, seed=n)
-    keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(cats),
-                       iou_threshold=thresh)
+    keep = batched_nms(
+        torch.from_numpy(boxes),
+        torch.from_numpy(scores),
+        torch.from_numpy(cats),
+        iou_threshold=thresh,
+    )
     assert keep.dtype == torch.int64
     expected = _brute_force_nms(boxes, scores, cats, thresh)
     assert 20 <= len(expected) <= 0.9 * n  # the case is not trivial
@@ -72,8 +79,7 @@ def test_nms_single_category_and_empty():
     boxes, scores, _ = _random_boxes(200, seed=7)
     keep = nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5)
     assert keep.tolist() == _brute_force_nms(boxes, scores, np.zeros(200, np.int64), 0.5)
-    empty = batched_nms(torch.zeros((0, 4)), torch.zeros(0), torch.zeros(0, dtype=torch.int64),
-                        0.5)
+    empty = batched_nms(torch.zeros((0, 4)), torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5)
     assert empty.dtype == torch.int64 and empty.numel() == 0
 
 
@@ -101,8 +107,7 @@ def test_to_tensor():
 def test_resize_and_normalize_scripted():
     x = torch.rand(3, 30, 50)
     resize = Resize((64, 40))
-    ref = F.interpolate(x[None], (64, 40), mode="bilinear", align_corners=False,
-                        antialias=True)[0]
+    ref = F.interpolate(x[None], (64, 40), mode="bilinear", align_corners=False, antialias=True)[0]
     assert_close(resize(x), ref, TOL_EXACT, "Resize tensor")
     assert Resize(20)(x).shape == (3, 20, 33)  # shorter edge -> 20, as torchvision
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -114,7 +119,8 @@ def test_resize_and_normalize_scripted():
 
 def test_resize_pil():
     image = Image.fromarray(
-        np.random.default_rng(1).integers(0, 256, size=(30, 50, 3), dtype=np.uint8))
+        np.random.default_rng(1).integers(0, 256, size=(30, 50, 3), dtype=np.uint8)
+    )
     out = Resize((17, 23))(image)
     assert isinstance(out, Image.Image) and out.size == (23, 17)
     expected = np.asarray(image.resize((23, 17), Image.BILINEAR), np.float32)

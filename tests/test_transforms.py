@@ -75,8 +75,9 @@ def test_transform_coords(shape, normalize):
     orig_hw = (534, 800)
     scale = 800.0 if normalize else 1.0
     coords = (np.random.default_rng(2).uniform(size=shape) * scale).astype(np.float32)
-    ref = _official(1024).transform_coords(torch.as_tensor(coords, dtype=torch.float),
-                                           normalize=normalize, orig_hw=orig_hw)
+    ref = _official(1024).transform_coords(
+        torch.as_tensor(coords, dtype=torch.float), normalize=normalize, orig_hw=orig_hw
+    )
     ours = transform_coords(coords, orig_hw, 1024, normalize)
     assert ours.dtype == jnp.float32
     assert_close(ours, ref, TOL_COORDS, f"coords {shape} normalize={normalize}")
@@ -88,15 +89,17 @@ def test_transform_boxes(shape, normalize):
     orig_hw = (1200, 1800)
     scale = 1800.0 if normalize else 1.0
     boxes = (np.random.default_rng(3).uniform(size=shape) * scale).astype(np.float32)
-    ref = _official(512).transform_boxes(torch.as_tensor(boxes, dtype=torch.float),
-                                         normalize=normalize, orig_hw=orig_hw)
+    ref = _official(512).transform_boxes(
+        torch.as_tensor(boxes, dtype=torch.float), normalize=normalize, orig_hw=orig_hw
+    )
     ours = transform_boxes(boxes, orig_hw, 512, normalize)
     assert ours.shape[1:] == (2, 2)
     assert_close(ours, ref, TOL_COORDS, f"boxes {shape} normalize={normalize}")
 
 
-@pytest.mark.parametrize("low_hw,orig_hw", [((64, 64), (150, 227)), ((64, 64), (40, 50)),
-                                            ((256, 256), (534, 800))])
+@pytest.mark.parametrize(
+    "low_hw,orig_hw", [((64, 64), (150, 227)), ((64, 64), (40, 50)), ((256, 256), (534, 800))]
+)
 def test_postprocess_masks(low_hw, orig_hw):
     logits = (10 * np.random.default_rng(4).normal(size=(2, 3, *low_hw))).astype(np.float32)
     ref = _official(1024).postprocess_masks(torch.from_numpy(logits), orig_hw)

@@ -8,7 +8,6 @@ on 12 frames; the other scenarios at 128 px on 6 frames, which is enough for wha
 
 import numpy as np
 import pytest
-
 import video_scenarios as vs
 
 NO_OBJ_SCORE = -1024.0  # sam2_base.NO_OBJ_SCORE: the logits of an absent object
@@ -110,8 +109,9 @@ def small_video(tmp_path_factory):
 
 def _official(name, size, postprocessing=False, bias=4.0):
     return vs.patch_bf16_memory_storage(
-        vs.build_official_video_predictor(name, size, seed=0, apply_postprocessing=postprocessing,
-                                          object_score_bias=bias)
+        vs.build_official_video_predictor(
+            name, size, seed=0, apply_postprocessing=postprocessing, object_score_bias=bias
+        )
     )
 
 
@@ -130,9 +130,14 @@ def demo_runs(demo_video):
     return run
 
 
-@pytest.mark.parametrize("name,postprocessing", [
-    ("sam2.1_hiera_t", False), ("sam2_hiera_t", False), ("sam2.1_hiera_t", True),
-])
+@pytest.mark.parametrize(
+    "name,postprocessing",
+    [
+        ("sam2.1_hiera_t", False),
+        ("sam2_hiera_t", False),
+        ("sam2.1_hiera_t", True),
+    ],
+)
 def test_demo_scenario_records(name, postprocessing, demo_runs):
     _, records = demo_runs(name, postprocessing)
     _assert_well_formed(records, DEMO_LAYOUT)
@@ -165,8 +170,10 @@ def test_demo_postprocessing_changes_outputs(demo_runs):
     assert np.array_equal(post[0].logits, plain[0].logits)
     assert not np.array_equal(post[1].logits[1], plain[1].logits[1])
     post_tracked, plain_tracked = _by_step(post, 3), _by_step(plain, 3)
-    assert all(not np.array_equal(post_tracked[f].logits, plain_tracked[f].logits)
-               for f in range(1, DEMO_FRAMES))
+    assert all(
+        not np.array_equal(post_tracked[f].logits, plain_tracked[f].logits)
+        for f in range(1, DEMO_FRAMES)
+    )
 
 
 def test_demo_scenario_is_deterministic(demo_video, demo_runs):
@@ -223,8 +230,9 @@ def test_disappearing_object_scenario(name, small_video):
 
 
 def test_editing_scenario(small_video):
-    records = vs.run_scenario(_official("sam2.1_hiera_t", SMALL_SIZE), small_video,
-                              vs.editing_scenario(H, W))
+    records = vs.run_scenario(
+        _official("sam2.1_hiera_t", SMALL_SIZE), small_video, vs.editing_scenario(H, W)
+    )
     _assert_well_formed(records, EDITING_LAYOUT)
     tracked = _by_step(records, 2)
     assert np.array_equal(_by_step(records, 4)[1].logits, tracked[1].logits)  # correction dropped

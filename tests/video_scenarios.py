@@ -19,11 +19,10 @@ from typing import Any, ClassVar, Iterator, NamedTuple, Sequence
 
 import av
 import numpy as np
-import torch
-from PIL import Image
-
 import oracle
+import torch
 from conftest import SHARED_DATA
+from PIL import Image
 
 BEDROOM_DIR = SHARED_DATA / "sam2_demo" / "bedroom"
 # The scenario coordinates below are bedroom pixels (the frames are 960 x 540, W x H).
@@ -128,8 +127,12 @@ def build_official_video_predictor(
     if image_size % 32:
         raise ValueError(f"image_size {image_size} is not a multiple of 32")
     predictor = oracle.build_official(
-        name, image_size=image_size, seed=seed, apply_postprocessing=apply_postprocessing,
-        video=True, object_score_bias=object_score_bias,
+        name,
+        image_size=image_size,
+        seed=seed,
+        apply_postprocessing=apply_postprocessing,
+        video=True,
+        object_score_bias=object_score_bias,
     )
     predictor.fill_hole_area = 0
     return predictor
@@ -205,8 +208,13 @@ def _run_step(predictor: Any, state: Any, i: int, step: Step) -> list[Record]:
     """Call the public method for `step`; the official return values, as records."""
     if isinstance(step, Points):
         frame_idx, obj_ids, masks = predictor.add_new_points_or_box(
-            state, frame_idx=step.frame_idx, obj_id=step.obj_id, points=step.points,
-            labels=step.labels, clear_old_points=step.clear_old_points, normalize_coords=True,
+            state,
+            frame_idx=step.frame_idx,
+            obj_id=step.obj_id,
+            points=step.points,
+            labels=step.labels,
+            clear_old_points=step.clear_old_points,
+            normalize_coords=True,
             box=step.box,
         )
         return [Record(i, step.kind, int(frame_idx), _obj_ids(obj_ids), as_float32_numpy(masks))]
@@ -217,8 +225,10 @@ def _run_step(predictor: Any, state: Any, i: int, step: Step) -> list[Record]:
         return [Record(i, step.kind, int(frame_idx), _obj_ids(obj_ids), as_float32_numpy(masks))]
     if isinstance(step, Propagate):
         outputs = predictor.propagate_in_video(
-            state, start_frame_idx=step.start_frame_idx,
-            max_frame_num_to_track=step.max_frame_num_to_track, reverse=step.reverse,
+            state,
+            start_frame_idx=step.start_frame_idx,
+            max_frame_num_to_track=step.max_frame_num_to_track,
+            reverse=step.reverse,
         )
         return [
             Record(i, step.kind, int(f), _obj_ids(obj_ids), as_float32_numpy(masks))

@@ -12,39 +12,85 @@ import ml_collections
 
 # Per-size trunk/neck fields (OFFICIAL_SAM2_NOTES §1.1; b+ takes the Hiera constructor defaults).
 HIERA = {
-    "t": dict(embed_dim=96, num_heads=1, stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9),
-              window_pos_embed_bkg_spatial_size=(7, 7), window_spec=(8, 4, 14, 7),
-              backbone_channel_list=(768, 384, 192, 96)),
-    "s": dict(embed_dim=96, num_heads=1, stages=(1, 2, 11, 2), global_att_blocks=(7, 10, 13),
-              window_pos_embed_bkg_spatial_size=(7, 7), window_spec=(8, 4, 14, 7),
-              backbone_channel_list=(768, 384, 192, 96)),
-    "b+": dict(embed_dim=112, num_heads=2, stages=(2, 3, 16, 3), global_att_blocks=(12, 16, 20),
-               window_pos_embed_bkg_spatial_size=(14, 14), window_spec=(8, 4, 14, 7),
-               backbone_channel_list=(896, 448, 224, 112)),
-    "l": dict(embed_dim=144, num_heads=2, stages=(2, 6, 36, 4), global_att_blocks=(23, 33, 43),
-              window_pos_embed_bkg_spatial_size=(7, 7), window_spec=(8, 4, 16, 8),
-              backbone_channel_list=(1152, 576, 288, 144)),
+    "t": dict(
+        embed_dim=96,
+        num_heads=1,
+        stages=(1, 2, 7, 2),
+        global_att_blocks=(5, 7, 9),
+        window_pos_embed_bkg_spatial_size=(7, 7),
+        window_spec=(8, 4, 14, 7),
+        backbone_channel_list=(768, 384, 192, 96),
+    ),
+    "s": dict(
+        embed_dim=96,
+        num_heads=1,
+        stages=(1, 2, 11, 2),
+        global_att_blocks=(7, 10, 13),
+        window_pos_embed_bkg_spatial_size=(7, 7),
+        window_spec=(8, 4, 14, 7),
+        backbone_channel_list=(768, 384, 192, 96),
+    ),
+    "b+": dict(
+        embed_dim=112,
+        num_heads=2,
+        stages=(2, 3, 16, 3),
+        global_att_blocks=(12, 16, 20),
+        window_pos_embed_bkg_spatial_size=(14, 14),
+        window_spec=(8, 4, 14, 7),
+        backbone_channel_list=(896, 448, 224, 112),
+    ),
+    "l": dict(
+        embed_dim=144,
+        num_heads=2,
+        stages=(2, 6, 36, 4),
+        global_att_blocks=(23, 33, 43),
+        window_pos_embed_bkg_spatial_size=(7, 7),
+        window_spec=(8, 4, 16, 8),
+        backbone_channel_list=(1152, 576, 288, 144),
+    ),
     # Not official: 2 blocks per stage at the tiny widths, for tests and the default training run.
-    "test": dict(embed_dim=96, num_heads=1, stages=(1, 1, 2, 1), global_att_blocks=(3,),
-                 window_pos_embed_bkg_spatial_size=(7, 7), window_spec=(8, 4, 14, 7),
-                 backbone_channel_list=(768, 384, 192, 96)),
+    "test": dict(
+        embed_dim=96,
+        num_heads=1,
+        stages=(1, 1, 2, 1),
+        global_att_blocks=(3,),
+        window_pos_embed_bkg_spatial_size=(7, 7),
+        window_spec=(8, 4, 14, 7),
+        backbone_channel_list=(768, 384, 192, 96),
+    ),
 }
 
 # The only differences between sam2 and sam2.1 (OFFICIAL_SAM2_NOTES §1.3).
 RELEASE = {
-    "sam2": dict(no_obj_embed_spatial=False, add_tpos_enc_to_obj_ptrs=False,
-                 proj_tpos_enc_in_obj_ptrs=False, use_signed_tpos_enc_to_obj_ptrs=False),
-    "sam2.1": dict(no_obj_embed_spatial=True, add_tpos_enc_to_obj_ptrs=True,
-                   proj_tpos_enc_in_obj_ptrs=True, use_signed_tpos_enc_to_obj_ptrs=True),
+    "sam2": dict(
+        no_obj_embed_spatial=False,
+        add_tpos_enc_to_obj_ptrs=False,
+        proj_tpos_enc_in_obj_ptrs=False,
+        use_signed_tpos_enc_to_obj_ptrs=False,
+    ),
+    "sam2.1": dict(
+        no_obj_embed_spatial=True,
+        add_tpos_enc_to_obj_ptrs=True,
+        proj_tpos_enc_in_obj_ptrs=True,
+        use_signed_tpos_enc_to_obj_ptrs=True,
+    ),
 }
 
 MODEL_NAMES = tuple(f"{r}_hiera_{s}" for r in ("sam2.1", "sam2") for s in ("t", "s", "b+", "l"))
 
 
 def _rope_attention(**extra) -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(dict(
-        rope_theta=10000.0, feat_sizes=(64, 64), embedding_dim=256, num_heads=1,
-        downsample_rate=1, dropout=0.1, **extra))
+    return ml_collections.ConfigDict(
+        dict(
+            rope_theta=10000.0,
+            feat_sizes=(64, 64),
+            embedding_dim=256,
+            num_heads=1,
+            downsample_rate=1,
+            dropout=0.1,
+            **extra,
+        )
+    )
 
 
 def build(size: str, release: str) -> ml_collections.ConfigDict:
@@ -58,29 +104,59 @@ def build(size: str, release: str) -> ml_collections.ConfigDict:
     c.image_encoder = dict(
         scalp=1,
         trunk=dict(
-            embed_dim=h["embed_dim"], num_heads=h["num_heads"], stages=h["stages"],
+            embed_dim=h["embed_dim"],
+            num_heads=h["num_heads"],
+            stages=h["stages"],
             global_att_blocks=h["global_att_blocks"],
             window_pos_embed_bkg_spatial_size=h["window_pos_embed_bkg_spatial_size"],
-            window_spec=h["window_spec"], drop_path_rate=0.0, q_pool=3, q_stride=(2, 2),
-            dim_mul=2.0, head_mul=2.0, mlp_ratio=4.0),
+            window_spec=h["window_spec"],
+            drop_path_rate=0.0,
+            q_pool=3,
+            q_stride=(2, 2),
+            dim_mul=2.0,
+            head_mul=2.0,
+            mlp_ratio=4.0,
+        ),
         neck=dict(
-            d_model=256, backbone_channel_list=h["backbone_channel_list"],
-            fpn_top_down_levels=(2, 3), fpn_interp_model="nearest", fuse_type="sum",
-            pos_num_feats=256, pos_temperature=10000.0),
+            d_model=256,
+            backbone_channel_list=h["backbone_channel_list"],
+            fpn_top_down_levels=(2, 3),
+            fpn_interp_model="nearest",
+            fuse_type="sum",
+            pos_num_feats=256,
+            pos_temperature=10000.0,
+        ),
     )
     c.memory_attention = dict(
-        d_model=256, pos_enc_at_input=True, num_layers=4,
+        d_model=256,
+        pos_enc_at_input=True,
+        num_layers=4,
         layer=dict(
-            activation="relu", dim_feedforward=2048, dropout=0.1, pos_enc_at_attn=False,
-            d_model=256, pos_enc_at_cross_attn_keys=True, pos_enc_at_cross_attn_queries=False,
+            activation="relu",
+            dim_feedforward=2048,
+            dropout=0.1,
+            pos_enc_at_attn=False,
+            d_model=256,
+            pos_enc_at_cross_attn_keys=True,
+            pos_enc_at_cross_attn_queries=False,
             self_attention=_rope_attention(),
-            cross_attention=_rope_attention(rope_k_repeat=True, kv_in_dim=64)),
+            cross_attention=_rope_attention(rope_k_repeat=True, kv_in_dim=64),
+        ),
     )
     c.memory_encoder = dict(
-        out_dim=64, pos_num_feats=64, pos_temperature=10000.0,
+        out_dim=64,
+        pos_num_feats=64,
+        pos_temperature=10000.0,
         mask_downsampler=dict(kernel_size=3, stride=2, padding=1, total_stride=16),
-        fuser=dict(num_layers=2, dim=256, kernel_size=7, padding=3,
-                   layer_scale_init_value=1e-6, use_dwconv=True, drop_path=0.0),
+        fuser=dict(
+            num_layers=2,
+            dim=256,
+            kernel_size=7,
+            padding=3,
+            layer_scale_init_value=1e-6,
+            use_dwconv=True,
+            drop_path=0.0,
+        ),
     )
     c.num_maskmem = 7
     c.sigmoid_scale_for_mem_enc = 20.0

@@ -14,7 +14,10 @@ from sam2_jax.checkpoint.naming import official_to_ours, ours_to_official
 from sam2_jax.checkpoint.torch_file import CheckpointError
 
 _TRUNK_SIGNATURES = {  # (embed_dim, number of blocks) -> size name
-    (96, 12): "hiera_t", (96, 16): "hiera_s", (112, 24): "hiera_b+", (144, 48): "hiera_l",
+    (96, 12): "hiera_t",
+    (96, 16): "hiera_s",
+    (112, 24): "hiera_b+",
+    (144, 48): "hiera_l",
 }
 
 
@@ -44,12 +47,12 @@ def convert_state_dict(
         got[path], source[path] = arr, key
     missing = sorted(set(want) - set(got))
     unexpected = sorted(set(got) - set(want))
-    wrong = sorted(
-        p for p in set(want) & set(got) if tuple(want[p].shape) != tuple(got[p].shape)
-    )
+    wrong = sorted(p for p in set(want) & set(got) if tuple(want[p].shape) != tuple(got[p].shape))
     if missing or unexpected or wrong:
         lines = [f"checkpoint does not match the model config {config_name!r}:"]
-        lines += [f"  missing: {_official_name(p, want[p])} {tuple(want[p].shape)}" for p in missing]
+        lines += [
+            f"  missing: {_official_name(p, want[p])} {tuple(want[p].shape)}" for p in missing
+        ]
         lines += [f"  unexpected: {source[p]} {tuple(got[p].shape)}" for p in unexpected]
         lines += [
             f"  wrong shape: {source[p]} {tuple(got[p].shape)} (in our layout), model expects "
@@ -60,9 +63,7 @@ def convert_state_dict(
         if guess and guess != config_name:
             lines.append(f"  this checkpoint looks like {guess!r}; pass that config name instead")
         raise CheckpointError("\n".join(lines))
-    flat = {
-        tuple(p.split("/")): got[p].astype(np.dtype(want[p].dtype), copy=False) for p in want
-    }
+    flat = {tuple(p.split("/")): got[p].astype(np.dtype(want[p].dtype), copy=False) for p in want}
     return traverse_util.unflatten_dict(flat)
 
 

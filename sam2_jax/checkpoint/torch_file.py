@@ -15,9 +15,15 @@ import ml_dtypes
 import numpy as np
 
 _STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": ml_dtypes.bfloat16, "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "BFloat16Storage": ml_dtypes.bfloat16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
 }
 
@@ -29,7 +35,7 @@ class CheckpointError(ValueError):
 def _rebuild_tensor(storage, offset, size, stride, *unused) -> np.ndarray:
     itemsize = storage.dtype.itemsize
     if not size:
-        return storage[offset:offset + 1].reshape(()).copy()
+        return storage[offset : offset + 1].reshape(()).copy()
     view = np.lib.stride_tricks.as_strided(
         storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)
     )
@@ -74,8 +80,10 @@ class _Unpickler(pickle.Unpickler):
         raw = self._archive.read(f"{self._prefix}/data/{key}")
         arr = np.frombuffer(raw, dtype=dtype)
         if arr.size != numel:
-            raise CheckpointError(f"{self._path}: storage {key} has {arr.size} elements, "
-                                  f"expected {numel} (truncated file?)")
+            raise CheckpointError(
+                f"{self._path}: storage {key} has {arr.size} elements, "
+                f"expected {numel} (truncated file?)"
+            )
         return arr
 
 

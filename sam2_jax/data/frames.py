@@ -36,8 +36,9 @@ VideoInput = str | os.PathLike | bytes | np.ndarray
 
 def normalize_frame(image: Image.Image, image_size: int) -> np.ndarray:
     """PIL image -> [S, S, 3] float32, as the official `_load_img_as_tensor` + mean/std."""
-    rgb = np.asarray(image.convert("RGB").resize((image_size, image_size),
-                                                 Image.Resampling.BICUBIC))
+    rgb = np.asarray(
+        image.convert("RGB").resize((image_size, image_size), Image.Resampling.BICUBIC)
+    )
     frame = (rgb / 255.0).astype(np.float32)
     frame -= IMG_MEAN
     frame /= IMG_STD
@@ -46,8 +47,9 @@ def normalize_frame(image: Image.Image, image_size: int) -> np.ndarray:
 
 def _jpeg_frame_paths(folder: Path) -> list[Path]:
     """JPEG files of `folder` sorted by integer stem ("<frame_index>.jpg")."""
-    names = sorted(n for n in os.listdir(folder) if os.path.splitext(n)[1].lower()
-                   in JPEG_EXTENSIONS)
+    names = sorted(
+        n for n in os.listdir(folder) if os.path.splitext(n)[1].lower() in JPEG_EXTENSIONS
+    )
     if not names:
         raise ValueError(f"no JPEG frames (*.jpg, *.jpeg) found in folder '{folder}'")
 
@@ -55,8 +57,10 @@ def _jpeg_frame_paths(folder: Path) -> list[Path]:
         try:
             return int(os.path.splitext(name)[0])
         except ValueError:
-            raise ValueError(f"JPEG frame '{folder / name}' is not named '<frame_index>.jpg' "
-                             "(its stem is not an integer)") from None
+            raise ValueError(
+                f"JPEG frame '{folder / name}' is not named '<frame_index>.jpg' "
+                "(its stem is not an integer)"
+            ) from None
 
     return [folder / n for n in sorted(names, key=frame_index)]
 
@@ -107,8 +111,9 @@ class _VideoFile:
         try:
             pts = [p.pts for p in self.container.demux(self.stream) if p.size]
         except av.error.FFmpegError as err:
-            raise ValueError(f"unsupported file type or corrupt video: cannot demux {self.name} "
-                             f"({err})") from err
+            raise ValueError(
+                f"unsupported file type or corrupt video: cannot demux {self.name} ({err})"
+            ) from err
         if not pts:
             raise ValueError(f"video {self.name} contains no video frames")
         if None in pts:
@@ -123,8 +128,10 @@ class _VideoFile:
         try:
             container = av.open(source)
         except av.error.FFmpegError as err:
-            raise ValueError(f"unsupported file type: {self.name} is neither a folder of JPEG "
-                             f"frames nor a video PyAV can decode ({err})") from err
+            raise ValueError(
+                f"unsupported file type: {self.name} is neither a folder of JPEG "
+                f"frames nor a video PyAV can decode ({err})"
+            ) from err
         if not container.streams.video:
             container.close()
             raise ValueError(f"video {self.name} contains no video frames (no video stream)")
@@ -137,8 +144,7 @@ class _VideoFile:
         """Frame t, decoded, in RGB."""
         try:
             if self._decoder is None or t != self._last + 1:
-                self.container.seek(self.pts[t], stream=self.stream, backward=True,
-                                    any_frame=False)
+                self.container.seek(self.pts[t], stream=self.stream, backward=True, any_frame=False)
                 self._decoder = self.container.decode(self.stream)
             self._last = -1
             for frame in self._decoder:
@@ -173,8 +179,10 @@ class _ArrayFrames:
 
     def __init__(self, array: np.ndarray):
         if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
-            raise ValueError("a video array must be uint8 RGB [T, H, W, 3], got "
-                             f"{array.dtype} {list(array.shape)}")
+            raise ValueError(
+                "a video array must be uint8 RGB [T, H, W, 3], got "
+                f"{array.dtype} {list(array.shape)}"
+            )
         if array.shape[0] == 0:
             raise ValueError("the video array contains no frames")
         self.array = array
@@ -199,8 +207,10 @@ def _open_source(video: VideoInput) -> _JpegFolder | _VideoFile | _ArrayFrames:
     if isinstance(video, bytes):
         return _VideoFile(video)
     if not isinstance(video, (str, os.PathLike)):
-        raise TypeError("a video is a JPEG folder path, a video file path or bytes, or a uint8 "
-                        f"array [T, H, W, 3]; got {type(video).__name__}")
+        raise TypeError(
+            "a video is a JPEG folder path, a video file path or bytes, or a uint8 "
+            f"array [T, H, W, 3]; got {type(video).__name__}"
+        )
     path = Path(video)
     if not path.exists():
         raise FileNotFoundError(f"video path '{path}' does not exist")
@@ -216,8 +226,7 @@ class VideoFrames:
     holding at most `cache_size` frames. Returned arrays are read-only views into the store.
     """
 
-    def __init__(self, video: VideoInput, image_size: int,
-                 cache_size: int = DEFAULT_CACHE_SIZE):
+    def __init__(self, video: VideoInput, image_size: int, cache_size: int = DEFAULT_CACHE_SIZE):
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
         self._source = _open_source(video)
@@ -330,12 +339,18 @@ class VideoFrames:
         expected = (self.video_width, self.video_height)
         for t, image in enumerate(self._source):
             if image.size != expected:
-                raise ValueError(f"frame {self._source.describe(t)} has size (w, h) = "
-                                 f"{image.size}, the video is {expected}")
+                raise ValueError(
+                    f"frame {self._source.describe(t)} has size (w, h) = "
+                    f"{image.size}, the video is {expected}"
+                )
 
 
-def load_video_frames(video: VideoInput, image_size: int, async_loading: bool = False,
-                      cache_size: int = DEFAULT_CACHE_SIZE) -> VideoFrames:
+def load_video_frames(
+    video: VideoInput,
+    image_size: int,
+    async_loading: bool = False,
+    cache_size: int = DEFAULT_CACHE_SIZE,
+) -> VideoFrames:
     """Open a video (JPEG folder, video file path or bytes, or uint8 array [T, H, W, 3]).
 
     Frames decode lazily into an LRU cache of `cache_size` frames; with `async_loading` all

@@ -1,4 +1,4 @@
-"""Multi-head attention with projection downscaling (<- sam2/modeling/sam/transformer.py::Attention).
+"""Multi-head attention with projection downscaling (<- sam2/modeling/sam/transformer.py).
 
 `RoPEAttention` (memory attention) lives in `rope.py` and reuses `Attention`'s projections and
 `dot_product_attention`.
@@ -76,13 +76,13 @@ def dot_product_attention(
     if n == 1:
         return _attend(q, k, v, key_valid, dropout_rate, dropout_rng)
     chunks = rearrange(q, "b h (n c) d -> n b h c d", n=n)
-    rngs = (jax.random.split(dropout_rng, n) if dropout_rng is not None
-            else jnp.zeros((n,), jnp.uint32))
+    rngs = (
+        jax.random.split(dropout_rng, n) if dropout_rng is not None else jnp.zeros((n,), jnp.uint32)
+    )
 
     def one(args):
         qc, rng = args
-        return _attend(qc, k, v, key_valid, dropout_rate,
-                       rng if dropout_rng is not None else None)
+        return _attend(qc, k, v, key_valid, dropout_rate, rng if dropout_rng is not None else None)
 
     out = jax.lax.map(one, (chunks, rngs))
     return rearrange(out, "n b h c d -> b h (n c) d")

@@ -229,8 +229,8 @@ class MultiScaleAttention(nn.Module):
         q, k, v = jnp.split(qkv, 3, axis=-1)
         q = max_pool(q, self.q_stride)
         h = q.shape[1]
-        heads = lambda t: rearrange(t, "b h w (n d) -> b n (h w) d", n=self.num_heads)
-        out = dot_product_attention(heads(q), heads(k), heads(v))
+        q, k, v = (rearrange(t, "b h w (n d) -> b n (h w) d", n=self.num_heads) for t in (q, k, v))
+        out = dot_product_attention(q, k, v)
         out = rearrange(out, "b n (h w) d -> b h w (n d)", h=h)
         return nn.Dense(self.dim_out, dtype=self.dtype, name="proj")(out)
 

@@ -1,4 +1,4 @@
-"""Small shared layers (<- sam2/modeling/sam2_utils.py: MLP, LayerNorm2d; torch nn.LayerNorm / GELU).
+"""Small shared layers (<- sam2/modeling/sam2_utils.py: MLP, LayerNorm2d; torch LayerNorm, GELU).
 
 All modules work on channels-last arrays. Parameters use the Flax names the checkpoint converter
 expects (`kernel`/`bias` for Dense, `scale`/`bias` for norms); submodule names copy the official

@@ -66,9 +66,7 @@ class MaskDownSampler(nn.Module):
             )(x)
             x = LayerNorm2d(name=f"encoder_{3 * i + 1}")(x)
             x = self.activation(x)
-        final = nn.Conv(
-            self.embed_dim, (1, 1), dtype=self.dtype, name=f"encoder_{3 * num_layers}"
-        )
+        final = nn.Conv(self.embed_dim, (1, 1), dtype=self.dtype, name=f"encoder_{3 * num_layers}")
         return final(x)
 
 

@@ -1,4 +1,4 @@
-"""The SAM 2 model: submodules and per-frame primitives (<- the module part of sam2/modeling/sam2_base.py).
+"""The SAM 2 model: submodules and per-frame primitives (<- sam2/modeling/sam2_base.py).
 
 `SAM2` holds every parameter of an official checkpoint under the official names (`image_encoder`,
 `memory_attention`, `memory_encoder`, `sam_prompt_encoder`, `sam_mask_decoder`, `obj_ptr_proj`,
@@ -197,9 +197,7 @@ class SAM2(nn.Module):
             if mask_prompt.shape[-2:] != size:
                 mask_prompt = resize(mask_prompt, size, "bilinear", antialias=True)
             mask_prompt = mask_prompt[..., None]
-        sparse, dense = self.sam_prompt_encoder(
-            (point_coords, point_labels), None, mask_prompt
-        )
+        sparse, dense = self.sam_prompt_encoder((point_coords, point_labels), None, mask_prompt)
         dec = self.sam_mask_decoder(
             backbone_features,
             self.sam_prompt_encoder.get_dense_pe(),
@@ -214,7 +212,9 @@ class SAM2(nn.Module):
         object_score_logits = dec.object_score_logits
         is_obj = object_score_logits > 0  # [B, 1]
         if self.cfg.pred_obj_scores:
-            low_res_multimasks = jnp.where(is_obj[:, :, None, None], low_res_multimasks, NO_OBJ_SCORE)
+            low_res_multimasks = jnp.where(
+                is_obj[:, :, None, None], low_res_multimasks, NO_OBJ_SCORE
+            )
         low_res_multimasks = low_res_multimasks.astype(jnp.float32)
         size = (self.cfg.image_size, self.cfg.image_size)
         high_res_multimasks = resize(low_res_multimasks, size, "bilinear")
@@ -232,8 +232,13 @@ class SAM2(nn.Module):
             low_res_masks, high_res_masks = low_res_multimasks, high_res_multimasks
         obj_ptr = self.project_obj_ptr(token, object_score_logits)
         return SamHeadsOutput(
-            low_res_multimasks, high_res_multimasks, ious, low_res_masks, high_res_masks,
-            obj_ptr, object_score_logits,
+            low_res_multimasks,
+            high_res_multimasks,
+            ious,
+            low_res_masks,
+            high_res_masks,
+            obj_ptr,
+            object_score_logits,
         )
 
     def project_obj_ptr(self, token: jax.Array, object_score_logits: jax.Array) -> jax.Array:
@@ -283,7 +288,12 @@ class SAM2(nn.Module):
         if self.cfg.pred_obj_scores:
             obj_ptr = self.gate_obj_ptr(obj_ptr, lam)
         return SamHeadsOutput(
-            low_res_masks, high_res_masks, ious, low_res_masks, high_res_masks, obj_ptr,
+            low_res_masks,
+            high_res_masks,
+            ious,
+            low_res_masks,
+            high_res_masks,
+            obj_ptr,
             object_score_logits,
         )
 
@@ -334,7 +344,9 @@ class SAM2(nn.Module):
         extra = self.cfg.sam_mask_decoder_extra_args
         if extra.dynamic_multimask_via_stability and deterministic:
             single = stability_fallback_index(
-                masks, ious, extra.dynamic_multimask_stability_delta,
+                masks,
+                ious,
+                extra.dynamic_multimask_stability_delta,
                 extra.dynamic_multimask_stability_thresh,
             )
         else:
@@ -345,7 +357,11 @@ class SAM2(nn.Module):
         token = tokens[rows, jnp.where(use_multi_token, best_multi, 0)]
         obj_ptr = self.project_obj_ptr(token, object_score_logits)
         return TrackHeadsOutput(
-            masks, ious.astype(jnp.float32), index, masks[rows, index], obj_ptr,
+            masks,
+            ious.astype(jnp.float32),
+            index,
+            masks[rows, index],
+            obj_ptr,
             object_score_logits.astype(jnp.float32),
         )
 
@@ -411,8 +427,9 @@ class SAM2(nn.Module):
         object_score_logits [O, 1], binarize [O] bool -> memory features [O, h, w, mem_dim]."""
         c = self.cfg
         logits = high_res_masks.astype(jnp.float32)
-        mask = jnp.where(binarize[:, None, None], (logits > 0).astype(jnp.float32),
-                         jax.nn.sigmoid(logits))
+        mask = jnp.where(
+            binarize[:, None, None], (logits > 0).astype(jnp.float32), jax.nn.sigmoid(logits)
+        )
         mask = mask * c.sigmoid_scale_for_mem_enc + c.sigmoid_bias_for_mem_enc
         feats, _ = self.memory_encoder(
             vision_features, mask[..., None], skip_mask_sigmoid=True, deterministic=deterministic
@@ -447,7 +464,14 @@ class SAM2(nn.Module):
 def _memory_attention(cfg: ml_collections.FrozenConfigDict, dtype: jnp.dtype) -> MemoryAttention:
     """MemoryAttention from `cfg.memory_attention` (the official YAML layout)."""
     layer, sa, ca = cfg.layer, cfg.layer.self_attention, cfg.layer.cross_attention
-    shared = ("embedding_dim", "num_heads", "downsample_rate", "dropout", "rope_theta", "feat_sizes")
+    shared = (
+        "embedding_dim",
+        "num_heads",
+        "downsample_rate",
+        "dropout",
+        "rope_theta",
+        "feat_sizes",
+    )
     differing = [k for k in shared if sa[k] != ca[k]]
     if differing or not ca.rope_k_repeat:
         raise ValueError(
@@ -456,13 +480,21 @@ def _memory_attention(cfg: ml_collections.FrozenConfigDict, dtype: jnp.dtype) ->
             f"official config; they differ in {differing or ['rope_k_repeat']}"
         )
     return MemoryAttention(
-        d_model=cfg.d_model, pos_enc_at_input=cfg.pos_enc_at_input, num_layers=cfg.num_layers,
-        activation=layer.activation, dim_feedforward=layer.dim_feedforward,
-        dropout=layer.dropout, pos_enc_at_attn=layer.pos_enc_at_attn,
+        d_model=cfg.d_model,
+        pos_enc_at_input=cfg.pos_enc_at_input,
+        num_layers=cfg.num_layers,
+        activation=layer.activation,
+        dim_feedforward=layer.dim_feedforward,
+        dropout=layer.dropout,
+        pos_enc_at_attn=layer.pos_enc_at_attn,
         pos_enc_at_cross_attn_keys=layer.pos_enc_at_cross_attn_keys,
         pos_enc_at_cross_attn_queries=layer.pos_enc_at_cross_attn_queries,
-        num_heads=sa.num_heads, downsample_rate=sa.downsample_rate, attn_dropout=sa.dropout,
-        rope_theta=sa.rope_theta, feat_sizes=tuple(sa.feat_sizes), kv_in_dim=ca.kv_in_dim,
+        num_heads=sa.num_heads,
+        downsample_rate=sa.downsample_rate,
+        attn_dropout=sa.dropout,
+        rope_theta=sa.rope_theta,
+        feat_sizes=tuple(sa.feat_sizes),
+        kv_in_dim=ca.kv_in_dim,
         dtype=dtype,
     )
 
@@ -472,11 +504,15 @@ def _memory_encoder(
 ) -> MemoryEncoder:
     """MemoryEncoder from `cfg.memory_encoder`; the fuser works at the image feature width."""
     if cfg.fuser.dim != in_dim:
-        raise ValueError(f"memory_encoder.fuser.dim={cfg.fuser.dim} must equal the image feature "
-                         f"width {in_dim}")
+        raise ValueError(
+            f"memory_encoder.fuser.dim={cfg.fuser.dim} must equal the image feature width {in_dim}"
+        )
     return MemoryEncoder(
-        out_dim=cfg.out_dim, in_dim=in_dim, pos_num_feats=cfg.pos_num_feats,
-        pos_temperature=cfg.pos_temperature, dtype=dtype,
+        out_dim=cfg.out_dim,
+        in_dim=in_dim,
+        pos_num_feats=cfg.pos_num_feats,
+        pos_temperature=cfg.pos_temperature,
+        dtype=dtype,
         **{f"mask_{k}": v for k, v in cfg.mask_downsampler.items()},
         **{f"fuser_{k}": v for k, v in cfg.fuser.items() if k != "dim"},
     )

@@ -178,8 +178,7 @@ def _taps(in_size: int, out_size: int, method: str, antialias: bool):
     return idx, w
 
 
-def _resize_axis(x: jax.Array, out_size: int, axis: int, method: str,
-                 antialias: bool) -> jax.Array:
+def _resize_axis(x: jax.Array, out_size: int, axis: int, method: str, antialias: bool) -> jax.Array:
     """Resample one axis of `x` to `out_size` (same dtype)."""
     in_size = x.shape[axis]
     if in_size == out_size:  # every torch mode is the identity here
@@ -191,14 +190,17 @@ def _resize_axis(x: jax.Array, out_size: int, axis: int, method: str,
         idx, w = taps
         shape = [1] * x.ndim
         shape[axis] = out_size
-        y = jnp.zeros(x.shape[:axis] + (out_size,) + x.shape[axis + 1:], jnp.float32)
+        y = jnp.zeros(x.shape[:axis] + (out_size,) + x.shape[axis + 1 :], jnp.float32)
         for t in range(idx.shape[1]):
             wt = jnp.asarray(w[:, t], jnp.float32).reshape(shape)
             y = y + jnp.take(x, jnp.asarray(idx[:, t]), axis=axis).astype(jnp.float32) * wt
         return y.astype(x.dtype)
     mat = jnp.asarray(resize_matrix(in_size, out_size, method, antialias), dtype=x.dtype)
     y = jnp.tensordot(
-        x, mat, axes=((axis,), (1,)), precision=jax.lax.Precision.HIGHEST,
+        x,
+        mat,
+        axes=((axis,), (1,)),
+        precision=jax.lax.Precision.HIGHEST,
         preferred_element_type=jnp.float32,
     )
     return jnp.moveaxis(y, -1, axis).astype(x.dtype)

@@ -26,7 +26,9 @@ class PredictorNotReadyError(RuntimeError, ValueError):
 
 
 @functools.partial(jax.jit, static_argnames=("module",))
-def _encode(module: SAM2, params: Any, images: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+def _encode(
+    module: SAM2, params: Any, images: jax.Array
+) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """images [B, H, W, 3] uint8 (one size) -> (image_embed [B, h, w, C] with no_mem_embed,
     high-res features); resizing and normalisation run in the same program."""
     images = transforms.preprocess_image(images, module.cfg.image_size)
@@ -79,8 +81,15 @@ def _decode(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Prompt encoder + mask decoder + upsampling to the original size, one program."""
     low_res, ious = module.apply(
-        params, image_embed, high_res, coords, labels, mask_input, multimask_output,
-        repeat_image, method=_decode_fn,
+        params,
+        image_embed,
+        high_res,
+        coords,
+        labels,
+        mask_input,
+        multimask_output,
+        repeat_image,
+        method=_decode_fn,
     )
     masks = transforms.postprocess_masks(low_res, orig_hw)
     return masks, ious, jnp.clip(low_res, -32.0, 32.0)
@@ -185,7 +194,13 @@ class SAM2ImagePredictor:
         if self._is_batch:
             raise ValueError("an image batch is set: use predict_batch(...)")
         return self._predict_one(
-            0, point_coords, point_labels, box, mask_input, multimask_output, return_logits,
+            0,
+            point_coords,
+            point_labels,
+            box,
+            mask_input,
+            multimask_output,
+            return_logits,
             normalize_coords,
         )
 
@@ -204,16 +219,25 @@ class SAM2ImagePredictor:
         if not self._is_batch:
             raise ValueError("predict_batch needs images set with set_image_batch(...)")
         n = len(self._orig_hw)
-        for name, seq in (("point_coords_batch", point_coords_batch),
-                          ("point_labels_batch", point_labels_batch),
-                          ("box_batch", box_batch), ("mask_input_batch", mask_input_batch)):
+        for name, seq in (
+            ("point_coords_batch", point_coords_batch),
+            ("point_labels_batch", point_labels_batch),
+            ("box_batch", box_batch),
+            ("mask_input_batch", mask_input_batch),
+        ):
             if seq is not None and len(seq) != n:
                 raise ValueError(f"{name} has {len(seq)} entries for {n} images")
         pick = lambda seq, i: None if seq is None else seq[i]  # noqa: E731
         results = [
             self._predict_one(
-                i, pick(point_coords_batch, i), pick(point_labels_batch, i), pick(box_batch, i),
-                pick(mask_input_batch, i), multimask_output, return_logits, normalize_coords,
+                i,
+                pick(point_coords_batch, i),
+                pick(point_labels_batch, i),
+                pick(box_batch, i),
+                pick(mask_input_batch, i),
+                multimask_output,
+                return_logits,
+                normalize_coords,
             )
             for i in range(n)
         ]
@@ -237,8 +261,16 @@ class SAM2ImagePredictor:
         embed = self._features["image_embed"][img_idx : img_idx + 1]
         high_res = tuple(f[img_idx : img_idx + 1] for f in self._features["high_res_feats"])
         masks, ious, low_res = _decode(
-            self._module, self.model.params, embed, high_res, coords, labels, mask,
-            bool(multimask_output), repeat_image, self._orig_hw[img_idx],
+            self._module,
+            self.model.params,
+            embed,
+            high_res,
+            coords,
+            labels,
+            mask,
+            bool(multimask_output),
+            repeat_image,
+            self._orig_hw[img_idx],
         )
         masks, ious, low_res = (np.asarray(x) for x in (masks, ious, low_res))
         if not return_logits:  # official returns thresholded masks as float 0/1
@@ -261,22 +293,29 @@ class SAM2ImagePredictor:
             raise ValueError("no prompt given: pass point_coords/point_labels, box or mask_input")
         coords = labels = None
         if (point_coords is None) != (point_labels is None):
-            raise ValueError("point_labels must be supplied if point_coords is supplied, and "
-                             "point_coords if point_labels is supplied")
+            raise ValueError(
+                "point_labels must be supplied if point_coords is supplied, and "
+                "point_coords if point_labels is supplied"
+            )
         if point_coords is not None:
             coords = np.asarray(point_coords, np.float32)
             labels = np.asarray(point_labels)
             if coords.ndim not in (2, 3) or coords.shape[-1] != 2:
                 raise ValueError(f"point_coords must be [N, 2] or [B, N, 2], got {coords.shape}")
             if labels.shape != coords.shape[:-1]:
-                raise ValueError(f"point_labels shape {labels.shape} does not match point_coords "
-                                 f"{coords.shape} (expected {coords.shape[:-1]})")
+                raise ValueError(
+                    f"point_labels shape {labels.shape} does not match point_coords "
+                    f"{coords.shape} (expected {coords.shape[:-1]})"
+                )
             if coords.shape[-2] == 0:
                 raise ValueError("point_coords is empty; pass None instead of an empty array")
             if not np.isin(labels, (-1, 0, 1, 2, 3)).all():
-                raise ValueError(f"point_labels must be in {{-1, 0, 1, 2, 3}}, got "
-                                 f"{np.unique(labels).tolist()}")
-            coords = np.asarray(transforms.transform_coords(coords, orig_hw, size, normalize_coords))
+                raise ValueError(
+                    f"point_labels must be in {{-1, 0, 1, 2, 3}}, got {np.unique(labels).tolist()}"
+                )
+            coords = np.asarray(
+                transforms.transform_coords(coords, orig_hw, size, normalize_coords)
+            )
             labels = labels.astype(np.int32)
             if coords.ndim == 2:
                 coords, labels = coords[None], labels[None]
@@ -290,8 +329,10 @@ class SAM2ImagePredictor:
             box_labels = np.tile(np.array([[2, 3]], np.int32), (box_coords.shape[0], 1))
             if coords is not None:
                 if coords.shape[0] != box_coords.shape[0]:
-                    raise ValueError(f"{box_coords.shape[0]} boxes but {coords.shape[0]} point "
-                                     "sets; their batch sizes must match")
+                    raise ValueError(
+                        f"{box_coords.shape[0]} boxes but {coords.shape[0]} point "
+                        "sets; their batch sizes must match"
+                    )
                 coords = np.concatenate([box_coords, coords], axis=1)
                 labels = np.concatenate([box_labels, labels], axis=1)
             else:
@@ -303,11 +344,14 @@ class SAM2ImagePredictor:
             if mask.ndim == 3:
                 mask = mask[None]
             if mask.ndim != 4 or mask.shape[1:] != (1, s, s):
-                raise ValueError(f"mask_input must be [1, {s}, {s}] or [B, 1, {s}, {s}] "
-                                 f"low-res logits, got shape {np.shape(mask_input)}")
+                raise ValueError(
+                    f"mask_input must be [1, {s}, {s}] or [B, 1, {s}, {s}] "
+                    f"low-res logits, got shape {np.shape(mask_input)}"
+                )
             if coords is not None and mask.shape[0] not in (1, coords.shape[0]):
-                raise ValueError(f"mask_input batch {mask.shape[0]} does not match "
-                                 f"{coords.shape[0]} prompts")
+                raise ValueError(
+                    f"mask_input batch {mask.shape[0]} does not match {coords.shape[0]} prompts"
+                )
             mask = mask[:, 0]
         return coords, labels, mask
 

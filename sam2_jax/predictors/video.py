@@ -68,8 +68,7 @@ def _frame_features(module: SAM2, params: Any, image: jax.Array):
 
 @functools.partial(jax.jit, static_argnames=("module",))
 def _single_frame(module, params, bank, features, prompt, t, num_frames, direction):
-    out, _ = track_frame_features(module, params, bank, features, prompt, t, num_frames,
-                                  direction)
+    out, _ = track_frame_features(module, params, bank, features, prompt, t, num_frames, direction)
     return out
 
 
@@ -149,9 +148,15 @@ class SAM2VideoPredictor:
 
     def reset_state(self, inference_state: dict) -> None:
         """Remove every object and its prompts and outputs (frames stay loaded)."""
-        for key in ("obj_id_to_idx", "obj_idx_to_id", "point_inputs_per_obj",
-                    "mask_inputs_per_obj", "output_dict_per_obj", "temp_output_dict_per_obj",
-                    "frames_tracked_per_obj"):
+        for key in (
+            "obj_id_to_idx",
+            "obj_idx_to_id",
+            "point_inputs_per_obj",
+            "mask_inputs_per_obj",
+            "output_dict_per_obj",
+            "temp_output_dict_per_obj",
+            "frames_tracked_per_obj",
+        ):
             inference_state[key].clear()
         inference_state["obj_ids"].clear()
 
@@ -175,8 +180,9 @@ class SAM2VideoPredictor:
         if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
             raise TypeError(f"frame_idx must be an int, got {type(frame_idx).__name__}")
         if not 0 <= frame_idx < n:
-            raise ValueError(f"frame_idx {frame_idx} is out of range: the video has {n} frames "
-                             f"(0 .. {n - 1})")
+            raise ValueError(
+                f"frame_idx {frame_idx} is out of range: the video has {n} frames (0 .. {n - 1})"
+            )
         return int(frame_idx)
 
     # ----------------------------------------------------------------------------- prompts
@@ -206,8 +212,9 @@ class SAM2VideoPredictor:
         if pts.ndim != 2 or pts.shape[1] != 2:
             raise ValueError(f"points must be [N, 2] (x, y), got shape {np.shape(points)}")
         if lab.shape != (pts.shape[0],):
-            raise ValueError(f"labels must be [N] with N = {pts.shape[0]} points, got shape "
-                             f"{np.shape(labels)}")
+            raise ValueError(
+                f"labels must be [N] with N = {pts.shape[0]} points, got shape {np.shape(labels)}"
+            )
         if not np.isin(lab, (-1, 0, 1, 2, 3)).all():
             raise ValueError(f"labels must be in {{0, 1}} (or -1, 2, 3), got {np.unique(lab)}")
         lab = lab.astype(np.int32)
@@ -246,8 +253,9 @@ class SAM2VideoPredictor:
         m = m.astype(bool).astype(np.float32)
         s = self.image_size
         if m.shape != (s, s):
-            m = np.asarray(resize(jnp.asarray(m), (s, s), "bilinear", antialias=True) >= 0.5,
-                           np.float32)
+            m = np.asarray(
+                resize(jnp.asarray(m), (s, s), "bilinear", antialias=True) >= 0.5, np.float32
+            )
         obj_idx = self._obj_id_to_idx(state, obj_id)
         state["mask_inputs_per_obj"][obj_idx][frame_idx] = m
         state["point_inputs_per_obj"][obj_idx].pop(frame_idx, None)
@@ -263,17 +271,22 @@ class SAM2VideoPredictor:
         if points is not None:
             temp = state["temp_output_dict_per_obj"][obj_idx]
             outputs = state["output_dict_per_obj"][obj_idx]
-            prev_out = (temp[key].get(frame_idx) or outputs[_COND].get(frame_idx)
-                        or outputs[_NON_COND].get(frame_idx))
+            prev_out = (
+                temp[key].get(frame_idx)
+                or outputs[_COND].get(frame_idx)
+                or outputs[_NON_COND].get(frame_idx)
+            )
             if prev_out is not None:
                 prev = np.clip(prev_out["pred_masks"][0, 0], -32.0, 32.0)
-        out = self._run_single_frame(state, obj_idx, frame_idx, is_init_cond, reverse, points,
-                                     mask, prev)
+        out = self._run_single_frame(
+            state, obj_idx, frame_idx, is_init_cond, reverse, points, mask, prev
+        )
         state["temp_output_dict_per_obj"][obj_idx][key][frame_idx] = out
         return frame_idx, state["obj_ids"], self._consolidated_video_res(state, frame_idx, is_cond)
 
-    def _run_single_frame(self, state, obj_idx, frame_idx, is_init_cond, reverse, points, mask,
-                          prev):
+    def _run_single_frame(
+        self, state, obj_idx, frame_idx, is_init_cond, reverse, points, mask, prev
+    ):
         n = 0 if points is None else len(points[1])
         p = _bucket(max(n, 1))
         coords = np.zeros((1, p, 2), np.float32)
@@ -281,8 +294,11 @@ class SAM2VideoPredictor:
         if points is not None:
             coords[0, :n], labels[0, :n] = points
         prompt = FramePrompt(
-            point_coords=coords, point_labels=labels, is_init_cond=np.array([is_init_cond]),
-            as_cond=np.array([False]), track=np.array([True]),
+            point_coords=coords,
+            point_labels=labels,
+            is_init_cond=np.array([is_init_cond]),
+            as_cond=np.array([False]),
+            track=np.array([True]),
             mask=None if mask is None else mask[None],
             has_mask=None if mask is None else np.array([True]),
             prev_logits=None if prev is None else prev[None],
@@ -290,8 +306,14 @@ class SAM2VideoPredictor:
         )
         bank = self._seed_bank(state, [obj_idx], frame_idx, reverse)
         out = _single_frame(
-            self.model.module, self.model.params, bank, self._features(state, frame_idx), prompt,
-            frame_idx, state["num_frames"], -1 if reverse else 1,
+            self.model.module,
+            self.model.params,
+            bank,
+            self._features(state, frame_idx),
+            prompt,
+            frame_idx,
+            state["num_frames"],
+            -1 if reverse else 1,
         )
         pred = self._fill_holes(np.asarray(out.low_res_masks)[:, None])
         return {
@@ -330,9 +352,16 @@ class SAM2VideoPredictor:
             )
         s = self.image_size // c.backbone_stride
         hw, dm = s * s, c.memory_encoder.out_dim
-        bank = empty_bank(num_objects or len(obj_indices), _bucket(most), c.num_maskmem - 1,
-                          c.max_obj_ptrs_in_encoder - 1, hw, dm, self.hidden_dim,
-                          self._mem_dtype)
+        bank = empty_bank(
+            num_objects or len(obj_indices),
+            _bucket(most),
+            c.num_maskmem - 1,
+            c.max_obj_ptrs_in_encoder - 1,
+            hw,
+            dm,
+            self.hidden_dim,
+            self._mem_dtype,
+        )
         arrays = {k: np.array(v) for k, v in vars(bank).items()}
         n_rec, n_ptr = arrays["recent_frame"].shape[1], arrays["ptr_frame"].shape[1]
         num_frames = state["num_frames"]
@@ -368,15 +397,19 @@ class SAM2VideoPredictor:
         for idx in range(len(state["obj_ids"])):
             temp = state["temp_output_dict_per_obj"][idx]
             outputs = state["output_dict_per_obj"][idx]
-            out = (temp[key].get(frame_idx) or outputs[_COND].get(frame_idx)
-                   or outputs[_NON_COND].get(frame_idx))
+            out = (
+                temp[key].get(frame_idx)
+                or outputs[_COND].get(frame_idx)
+                or outputs[_NON_COND].get(frame_idx)
+            )
             preds.append(None if out is None else out["pred_masks"])
         return self._video_res(state, preds)
 
     def _video_res(self, state: dict, preds: list[Optional[np.ndarray]]) -> np.ndarray:
         low = self.image_size // 4
-        stacked = np.stack([p[0] if p is not None else np.zeros((1, low, low), np.float32)
-                            for p in preds])
+        stacked = np.stack(
+            [p[0] if p is not None else np.zeros((1, low, low), np.float32) for p in preds]
+        )
         size = (state["video_height"], state["video_width"])
         out = np.array(_to_video_res(stacked, size, False))
         missing = np.array([p is None for p in preds])
@@ -400,11 +433,17 @@ class SAM2VideoPredictor:
             for key in (_NON_COND, _COND):
                 for f, out in temp[key].items():
                     if out["maskmem_features"] is None:
-                        out["maskmem_features"] = np.asarray(_prompt_memory(
-                            self.model.module, self.model.params, self._features(state, f),
-                            out["pred_masks"][:, 0], out["object_score_logits"],
-                            np.array([binarize]), self._mem_dtype,
-                        ))
+                        out["maskmem_features"] = np.asarray(
+                            _prompt_memory(
+                                self.model.module,
+                                self.model.params,
+                                self._features(state, f),
+                                out["pred_masks"][:, 0],
+                                out["object_score_logits"],
+                                np.array([binarize]),
+                                self._mem_dtype,
+                            )
+                        )
                     outputs[key][f] = out
                 temp[key].clear()
             if not outputs[_COND]:
@@ -427,8 +466,9 @@ class SAM2VideoPredictor:
         self.propagate_in_video_preflight(state)
         num_frames = state["num_frames"]
         if start_frame_idx is None:
-            start_frame_idx = min(f for out in state["output_dict_per_obj"].values()
-                                  for f in out[_COND])
+            start_frame_idx = min(
+                f for out in state["output_dict_per_obj"].values() for f in out[_COND]
+            )
         start = self._check_frame(state, start_frame_idx)
         if max_frame_num_to_track is None:
             max_frame_num_to_track = num_frames
@@ -451,7 +491,7 @@ class SAM2VideoPredictor:
         d = -1 if reverse else 1
         with tqdm(total=len(order), desc="propagate in video") as bar:
             for begin in range(0, len(order), chunk):
-                frames = order[begin:begin + chunk]
+                frames = order[begin : begin + chunk]
                 ids = np.array(frames + [frames[-1]] * (chunk - len(frames)), np.int32)
                 valid = np.arange(chunk) < len(frames)
                 track = np.zeros((chunk, o), bool)
@@ -460,8 +500,18 @@ class SAM2VideoPredictor:
                     track[:, idx] = valid & np.array([f not in conds for f in ids])
                 prompts = tracking_prompt(track)
                 images = state["images"].frames(ids)
-                bank, out = track_chunk(module, params, bank, images, prompts, ids, valid,
-                                        np.int32(num_frames), np.int32(d), return_memory=True)
+                bank, out = track_chunk(
+                    module,
+                    params,
+                    bank,
+                    images,
+                    prompts,
+                    ids,
+                    valid,
+                    np.int32(num_frames),
+                    np.int32(d),
+                    return_memory=True,
+                )
                 out = jax.tree.map(np.asarray, out)
                 for step, f in enumerate(frames):
                     preds = []
@@ -471,7 +521,8 @@ class SAM2VideoPredictor:
                             stored = {
                                 "maskmem_features": out.mem_feats[step, idx][None],
                                 "pred_masks": self._fill_holes(
-                                    out.low_res_masks[step, idx][None, None]),
+                                    out.low_res_masks[step, idx][None, None]
+                                ),
                                 "obj_ptr": out.obj_ptr[step, idx][None],
                                 "object_score_logits": out.object_score_logits[step, idx][None],
                             }
@@ -517,8 +568,10 @@ class SAM2VideoPredictor:
         if old_idx is None:
             if not strict:
                 return state["obj_ids"], updated
-            raise RuntimeError(f"Cannot remove object id {obj_id} as it doesn't exist. "
-                               f"All existing object ids: {state['obj_ids']}.")
+            raise RuntimeError(
+                f"Cannot remove object id {obj_id} as it doesn't exist. "
+                f"All existing object ids: {state['obj_ids']}."
+            )
         if len(state["obj_id_to_idx"]) == 1:
             self.reset_state(state)
             return state["obj_ids"], updated
@@ -528,8 +581,13 @@ class SAM2VideoPredictor:
             self.clear_all_prompts_in_frame(state, f, obj_id, need_output=False)
         remaining = [i for i in range(len(state["obj_ids"])) if i != old_idx]
         new_ids = [state["obj_ids"][i] for i in remaining]
-        for key in ("point_inputs_per_obj", "mask_inputs_per_obj", "output_dict_per_obj",
-                    "temp_output_dict_per_obj", "frames_tracked_per_obj"):
+        for key in (
+            "point_inputs_per_obj",
+            "mask_inputs_per_obj",
+            "output_dict_per_obj",
+            "temp_output_dict_per_obj",
+            "frames_tracked_per_obj",
+        ):
             old = state[key]
             state[key] = {new: old[i] for new, i in enumerate(remaining)}
         state["obj_id_to_idx"] = {oid: i for i, oid in enumerate(new_ids)}

@@ -58,8 +58,11 @@ def mp4_file(tmp_path_factory, rgb_frames):
 
 def _official(folder, image_size):
     images, height, width = official_load_video_frames(
-        video_path=str(folder), image_size=image_size, offload_video_to_cpu=True,
-        async_loading_frames=False)
+        video_path=str(folder),
+        image_size=image_size,
+        offload_video_to_cpu=True,
+        async_loading_frames=False,
+    )
     return images.permute(0, 2, 3, 1).numpy(), height, width
 
 
@@ -73,8 +76,12 @@ def test_jpeg_folder_matches_official(jpeg_folder, image_size):
     assert ours.shape == (NUM_FRAMES, image_size, image_size, 3) and ours.dtype == np.float32
     assert_close(ours, ref, TOL_EXACT, f"jpeg frames S={image_size}")
     assert_close(video.frame(7), ref[7], TOL_EXACT, "frame(7)")
-    assert_close(VideoFrames(str(jpeg_folder), image_size).preload().frames(range(NUM_FRAMES)),
-                 ref, TOL_EXACT, "preloaded frames")
+    assert_close(
+        VideoFrames(str(jpeg_folder), image_size).preload().frames(range(NUM_FRAMES)),
+        ref,
+        TOL_EXACT,
+        "preloaded frames",
+    )
     background = load_video_frames(jpeg_folder, image_size, async_loading=True)
     first = background.frame(3)
     background.wait()
@@ -230,4 +237,3 @@ def test_file_and_input_errors(tmp_path, rgb_frames):
     video = load_video_frames(rgb_frames[:2], 32)
     with pytest.raises(IndexError, match="out of range"):
         video.frame(2)
-

@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from oracle import assert_close, module_params, nchw_to_nhwc, perturb_constant_tensors_
 from sam2.modeling.sam.mask_decoder import MaskDecoder as TorchMaskDecoder
 from sam2.modeling.sam.transformer import TwoWayTransformer as TorchTwoWayTransformer
 
-from oracle import assert_close, module_params, nchw_to_nhwc, perturb_constant_tensors_
 from sam2_jax.models.mask_decoder import (
     MaskDecoder,
     dynamic_multimask_via_stability,
@@ -156,8 +156,9 @@ def test_predict_masks(variant: str):
     x = make_inputs()
     with torch.no_grad():
         ref_out = ref.predict_masks(repeat_image=False, **x)
-    out = ours(variant).apply(params, repeat_image=False, method=MaskDecoder.predict_masks,
-                              **to_jax(x))
+    out = ours(variant).apply(
+        params, repeat_image=False, method=MaskDecoder.predict_masks, **to_jax(x)
+    )
     for name, a, r in zip(("masks", "iou_pred", "mask_tokens_out", "obj_scores"), out, ref_out):
         assert_close(a, r, TOL, f"{variant}.predict_masks.{name}")
 
@@ -176,8 +177,9 @@ def test_forward(variant: str, multimask: bool, dynamic: bool):
     ref.dynamic_multimask_stability_thresh = thresh
     with torch.no_grad():
         ref_out = ref(multimask_output=multimask, repeat_image=False, **x)
-    dec = ours(variant, dynamic_multimask_via_stability=dynamic,
-               dynamic_multimask_stability_thresh=thresh)
+    dec = ours(
+        variant, dynamic_multimask_via_stability=dynamic, dynamic_multimask_stability_thresh=thresh
+    )
     out = dec.apply(params, multimask_output=multimask, repeat_image=False, **to_jax(x))
     compare(out, ref_out, f"{variant}.mm{int(multimask)}.dyn{int(dynamic)}")
 
@@ -207,8 +209,9 @@ def test_dynamic_fallback_off_in_training():
     finally:
         ref.eval()
     dec = ours("sam2", dynamic_multimask_via_stability=True)
-    out = dec.apply(params, multimask_output=False, repeat_image=False, deterministic=False,
-                    **to_jax(x))
+    out = dec.apply(
+        params, multimask_output=False, repeat_image=False, deterministic=False, **to_jax(x)
+    )
     compare(out, ref_out, "train.dyn1")
 
 

@@ -39,8 +39,13 @@ def _reinit_(module: torch.nn.Module, seed: int) -> None:
 
 def _torch_rope_attention(**kwargs) -> TorchRoPEAttention:
     return TorchRoPEAttention(
-        rope_theta=10000.0, feat_sizes=(64, 64), embedding_dim=D_MODEL, num_heads=1,
-        downsample_rate=1, dropout=0.1, **kwargs,
+        rope_theta=10000.0,
+        feat_sizes=(64, 64),
+        embedding_dim=D_MODEL,
+        num_heads=1,
+        downsample_rate=1,
+        dropout=0.1,
+        **kwargs,
     )
 
 
@@ -87,10 +92,13 @@ def _run_official(ref: TorchMemoryAttention, x: dict[str, np.ndarray], num_ptr_t
 
 
 def _assert_same_tree(abstract, params) -> None:
-    ours = {jax.tree_util.keystr(p): v.shape for p, v in jax.tree_util.tree_flatten_with_path(
-        abstract)[0]}
-    ref = {jax.tree_util.keystr(p): v.shape for p, v in jax.tree_util.tree_flatten_with_path(
-        params)[0]}
+    ours = {
+        jax.tree_util.keystr(p): v.shape
+        for p, v in jax.tree_util.tree_flatten_with_path(abstract)[0]
+    }
+    ref = {
+        jax.tree_util.keystr(p): v.shape for p, v in jax.tree_util.tree_flatten_with_path(params)[0]
+    }
     assert ours == ref
 
 
@@ -189,21 +197,25 @@ def test_masked_memory_slots_equal_official_on_valid_tokens():
     )
     garbage = ~valid[..., None]
     memory = np.where(garbage, _rand(*x["memory"].shape, seed=30, scale=50.0), x["memory"])
-    memory_pos = np.where(garbage, _rand(*x["memory"].shape, seed=31, scale=50.0),
-                          x["memory_pos"])
+    memory_pos = np.where(garbage, _rand(*x["memory"].shape, seed=31, scale=50.0), x["memory_pos"])
     out = MemoryAttention().apply(
-        module_params(ref), x["curr"], x["curr_pos"], memory, memory_pos, 4 * 3,
+        module_params(ref),
+        x["curr"],
+        x["curr_pos"],
+        memory,
+        memory_pos,
+        4 * 3,
         memory_valid=jnp.asarray(valid),
     )
     for b in range(B):
         sub = dict(
-            curr=x["curr"][b:b + 1],
-            curr_pos=x["curr_pos"][b:b + 1],
-            memory=x["memory"][b:b + 1, valid[b]],
-            memory_pos=x["memory_pos"][b:b + 1, valid[b]],
+            curr=x["curr"][b : b + 1],
+            curr_pos=x["curr_pos"][b : b + 1],
+            memory=x["memory"][b : b + 1, valid[b]],
+            memory_pos=x["memory_pos"][b : b + 1, valid[b]],
         )
         expected = _run_official(ref, sub, 4 * int(ptr_valid[b].sum()))
-        assert_close(out[b:b + 1], expected, TOL, f"masked MemoryAttention, batch {b}")
+        assert_close(out[b : b + 1], expected, TOL, f"masked MemoryAttention, batch {b}")
 
 
 def _random_params(module, *args) -> dict:
@@ -230,8 +242,13 @@ def _dropout_outputs(module, args) -> tuple[np.ndarray, np.ndarray, list[np.ndar
 
 def test_dropout_only_when_not_deterministic():
     n, m = 16, 2 * 16 + 8
-    args = (_rand(B, n, 32, seed=40), _rand(B, n, 32, seed=41), _rand(B, m, 16, seed=42),
-            _rand(B, m, 16, seed=43), 8)
+    args = (
+        _rand(B, n, 32, seed=40),
+        _rand(B, n, 32, seed=41),
+        _rand(B, m, 16, seed=42),
+        _rand(B, m, 16, seed=43),
+        8,
+    )
     module = MemoryAttention(d_model=32, dim_feedforward=64, kv_in_dim=16, num_layers=2)
     det, det_rng, train = _dropout_outputs(module, args)
     np.testing.assert_array_equal(det, det_rng)

@@ -40,12 +40,14 @@ def _torch_memory_encoder(out_dim: int = OUT_DIM) -> TorchMemoryEncoder:
         out_dim=out_dim,
         mask_downsampler=TorchMaskDownSampler(kernel_size=3, stride=2, padding=1),
         fuser=TorchFuser(
-            TorchCXBlock(dim=IN_DIM, kernel_size=7, padding=3, layer_scale_init_value=1e-6,
-                         use_dwconv=True),
+            TorchCXBlock(
+                dim=IN_DIM, kernel_size=7, padding=3, layer_scale_init_value=1e-6, use_dwconv=True
+            ),
             num_layers=2,
         ),
-        position_encoding=PositionEmbeddingSine(num_pos_feats=out_dim, normalize=True,
-                                                temperature=10000),
+        position_encoding=PositionEmbeddingSine(
+            num_pos_feats=out_dim, normalize=True, temperature=10000
+        ),
     )
 
 
@@ -92,8 +94,12 @@ def test_memory_encoder_without_out_proj_param_tree():
 def test_fuser_with_input_projection_parity():
     dim = 32
     ref = _seeded(
-        lambda: TorchFuser(TorchCXBlock(dim=dim, kernel_size=3, padding=1), num_layers=2,
-                           dim=dim, input_projection=True),
+        lambda: TorchFuser(
+            TorchCXBlock(dim=dim, kernel_size=3, padding=1),
+            num_layers=2,
+            dim=dim,
+            input_projection=True,
+        ),
         seed=3,
     )
     x = _rand(B, dim, 8, 8, seed=4)

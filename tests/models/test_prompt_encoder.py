@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from oracle import assert_close, module_params, nchw_to_nhwc, perturb_constant_tensors_
 from sam2.modeling.sam.prompt_encoder import PromptEncoder as TorchPromptEncoder
 
-from oracle import assert_close, module_params, nchw_to_nhwc, perturb_constant_tensors_
 from sam2_jax.models.prompt_encoder import PromptEncoder
 
 TOL = 1e-5  # fp32 sin/cos of |arg| <= ~30 and small convs: errors are ~1e-6

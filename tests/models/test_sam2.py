@@ -7,17 +7,29 @@ order in the 12-48 block trunk).
 import numpy as np
 import pytest
 import torch
-
 from oracle import (
-    assert_close, assert_nontrivial_mask_logits, build_official, nchw_to_nhwc,
-    save_official_checkpoint, to_np,
+    assert_close,
+    assert_nontrivial_mask_logits,
+    build_official,
+    nchw_to_nhwc,
+    save_official_checkpoint,
+    to_np,
 )
+
 from sam2_jax.build import build_sam2
 from sam2_jax.models.sam2 import SAM2
 
 TOL = 1e-4
-ALL_CONFIGS = ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l",
-               "sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_b+", "sam2_hiera_l")
+ALL_CONFIGS = (
+    "sam2.1_hiera_t",
+    "sam2.1_hiera_s",
+    "sam2.1_hiera_b+",
+    "sam2.1_hiera_l",
+    "sam2_hiera_t",
+    "sam2_hiera_s",
+    "sam2_hiera_b+",
+    "sam2_hiera_l",
+)
 
 
 def _official_features(model, images):
@@ -42,8 +54,9 @@ def _compare_backbone(ref_bb, bb, name):
         assert_close(o, nchw_to_nhwc(r), TOL, f"{name} backbone_fpn[{i}]")
     for i, (r, o) in enumerate(zip(ref_bb["vision_pos_enc"], bb.vision_pos_enc)):
         assert_close(o, nchw_to_nhwc(r), TOL, f"{name} vision_pos_enc[{i}]")
-    assert_close(bb.vision_features, nchw_to_nhwc(ref_bb["vision_features"]), TOL,
-                 f"{name} vision_features")
+    assert_close(
+        bb.vision_features, nchw_to_nhwc(ref_bb["vision_features"]), TOL, f"{name} vision_features"
+    )
 
 
 def _prompt_cases(size, rng):
@@ -52,15 +65,20 @@ def _prompt_cases(size, rng):
     two = np.array([[[0.4 * size, 0.55 * size], [0.7 * size, 0.2 * size]]], np.float32)
     box = np.array([[[0.2 * size, 0.25 * size], [0.75 * size, 0.8 * size]]], np.float32)
     yy, xx = np.mgrid[:size, :size]
-    disc = (((yy - 0.5 * size) ** 2 + (xx - 0.45 * size) ** 2) < (0.2 * size) ** 2)
+    disc = ((yy - 0.5 * size) ** 2 + (xx - 0.45 * size) ** 2) < (0.2 * size) ** 2
     mask = disc[None, None].astype(np.float32)
     return [
         ("click multimask", click, np.array([[1]]), None, True),
         ("pos+neg single", two, np.array([[1, 0]]), None, False),
         ("box", box, np.array([[2, 3]]), None, False),
         ("mask", None, None, mask, False),
-        ("box+click+mask multimask", np.concatenate([box, click], 1), np.array([[2, 3, 1]]),
-         mask, True),
+        (
+            "box+click+mask multimask",
+            np.concatenate([box, click], 1),
+            np.array([[2, 3, 1]]),
+            mask,
+            True,
+        ),
         ("2 objects", np.concatenate([click, two[:, 1:]], 0), np.array([[1], [-1]]), None, True),
     ]
 
@@ -68,8 +86,14 @@ def _prompt_cases(size, rng):
 def _run_heads(official, ours, pix_ref, high_ref, pix, high, coords, labels, mask, multi, name):
     b = 1 if coords is None else coords.shape[0]
     with torch.no_grad():
-        pts = None if coords is None else {
-            "point_coords": torch.as_tensor(coords), "point_labels": torch.as_tensor(labels, dtype=torch.int32)}
+        pts = (
+            None
+            if coords is None
+            else {
+                "point_coords": torch.as_tensor(coords),
+                "point_labels": torch.as_tensor(labels, dtype=torch.int32),
+            }
+        )
         ref = official._forward_sam_heads(
             backbone_features=pix_ref.expand(b, -1, -1, -1),
             point_inputs=pts,
@@ -82,15 +106,23 @@ def _run_heads(official, ours, pix_ref, high_ref, pix, high, coords, labels, mas
     out = ours.module.apply(
         ours.params,
         np.broadcast_to(np.asarray(pix), (b, *pix.shape[1:])),
-        coords, labels.astype(np.int32),
+        coords,
+        labels.astype(np.int32),
         None if mask is None else np.broadcast_to(mask[:, 0], (b, *mask.shape[2:])),
         tuple(np.broadcast_to(np.asarray(h), (b, *h.shape[1:])) for h in high),
         multi,
         method=SAM2.forward_sam_heads,
     )
     assert_nontrivial_mask_logits(ref[0], f"{name} reference low-res logits")
-    fields = ("low_res_multimasks", "high_res_multimasks", "ious", "low_res_masks",
-              "high_res_masks", "obj_ptr", "object_score_logits")
+    fields = (
+        "low_res_multimasks",
+        "high_res_multimasks",
+        "ious",
+        "low_res_masks",
+        "high_res_masks",
+        "obj_ptr",
+        "object_score_logits",
+    )
     for field, r in zip(fields, ref):
         assert_close(getattr(out, field), r, TOL, f"{name} {field}")
 
@@ -143,11 +175,18 @@ def test_absent_object_gives_no_obj_score(tmp_path):
     coords, labels = np.array([[[50.0, 60.0]]], np.float32), np.array([[1]], np.int32)
     with torch.no_grad():
         ref = official._forward_sam_heads(
-            pix_ref, {"point_coords": torch.as_tensor(coords), "point_labels": torch.as_tensor(labels)},
-            None, high_ref, True)
-    out = ours.module.apply(ours.params, pix, coords, labels, None, high, True,
-                            method=SAM2.forward_sam_heads)
-    assert np.all(to_np(ref[0]) == -1024.0) and np.all(np.asarray(out.low_res_multimasks) == -1024.0)
+            pix_ref,
+            {"point_coords": torch.as_tensor(coords), "point_labels": torch.as_tensor(labels)},
+            None,
+            high_ref,
+            True,
+        )
+    out = ours.module.apply(
+        ours.params, pix, coords, labels, None, high, True, method=SAM2.forward_sam_heads
+    )
+    assert np.all(to_np(ref[0]) == -1024.0) and np.all(
+        np.asarray(out.low_res_multimasks) == -1024.0
+    )
     assert_close(out.obj_ptr, ref[5], TOL, "absent obj_ptr")
 
 
@@ -167,5 +206,16 @@ def test_every_official_config_converts_and_matches(name, tmp_path):
     bb, pix, high = _ours_features(ours, images.numpy())
     _compare_backbone(ref_bb, bb, name)
     coords = np.array([[[40.0, 70.0]]], np.float32)
-    _run_heads(official, ours, pix_ref, high_ref, pix, high, coords, np.array([[1]]), None, True,
-               f"{name} click")
+    _run_heads(
+        official,
+        ours,
+        pix_ref,
+        high_ref,
+        pix,
+        high,
+        coords,
+        np.array([[1]]),
+        None,
+        True,
+        f"{name} click",
+    )

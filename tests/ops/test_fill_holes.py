@@ -36,8 +36,12 @@ def _brute_force(mask: np.ndarray, max_area: int) -> np.ndarray:
                     component.append((y, x))
                     for dy, dx in NEIGHBOURS:
                         v, u = y + dy, x + dx
-                        if 0 <= v < height and 0 <= u < width and background[v, u] \
-                                and not seen[v, u]:
+                        if (
+                            0 <= v < height
+                            and 0 <= u < width
+                            and background[v, u]
+                            and not seen[v, u]
+                        ):
                             seen[v, u] = True
                             queue.append((v, u))
                 if len(component) <= max_area:
@@ -55,7 +59,7 @@ def _random_masks(seed: int, shape=(3, 1, 24, 32)) -> np.ndarray:
         for _ in range(12):
             h, w = rng.integers(1, 7, size=2)
             y, x = rng.integers(-2, height, size=1)[0], rng.integers(-2, width, size=1)[0]
-            mask[n, 0, max(y, 0):y + h, max(x, 0):x + w] = -rng.uniform(0.0, 5.0)
+            mask[n, 0, max(y, 0) : y + h, max(x, 0) : x + w] = -rng.uniform(0.0, 5.0)
         noise = rng.random((height, width)) < 0.05
         mask[n, 0][noise] = rng.choice([-1.0, 0.0], size=int(noise.sum()))
     return mask
@@ -79,10 +83,7 @@ def _single(image: list[list[float]]) -> np.ndarray:
 
 def test_diagonal_neighbours_are_connected():
     # Two background pixels touching only at a corner form one component of area 2.
-    mask = _single([[1, 1, 1, 1],
-                    [1, -1, 1, 1],
-                    [1, 1, -1, 1],
-                    [1, 1, 1, 1]])
+    mask = _single([[1, 1, 1, 1], [1, -1, 1, 1], [1, 1, -1, 1], [1, 1, 1, 1]])
     assert_close(fill_holes_in_mask_scores(mask, 1), mask, TOL, "area 2 > max_area 1")
     filled = fill_holes_in_mask_scores(mask, 2)
     assert_close(filled, _brute_force(mask, 2), TOL, "diagonal pair filled")
@@ -91,11 +92,15 @@ def test_diagonal_neighbours_are_connected():
 
 def test_border_touching_holes_and_area_boundary():
     # A 3-pixel corner region (touches the border) and a 4-pixel interior hole.
-    mask = _single([[-1, -2, 1, 1, 1, 1],
-                    [0, 1, 1, 1, 1, 1],
-                    [1, 1, 1, -1, -1, 1],
-                    [1, 1, 1, -1, -1, 1],
-                    [1, 1, 1, 1, 1, 1]])
+    mask = _single(
+        [
+            [-1, -2, 1, 1, 1, 1],
+            [0, 1, 1, 1, 1, 1],
+            [1, 1, 1, -1, -1, 1],
+            [1, 1, 1, -1, -1, 1],
+            [1, 1, 1, 1, 1, 1],
+        ]
+    )
     for max_area in [2, 3, 4, 5]:
         ours = fill_holes_in_mask_scores(mask, max_area)
         assert_close(ours, _brute_force(mask, max_area), TOL, f"boundary max_area={max_area}")
@@ -107,8 +112,12 @@ def test_border_touching_holes_and_area_boundary():
 
 def test_all_background_and_non_positive_max_area():
     mask = np.full((2, 1, 5, 7), -3.0, np.float32)
-    assert_close(fill_holes_in_mask_scores(mask, 35), np.full_like(mask, 0.1), TOL,
-                 "whole image is one component of area 35")
+    assert_close(
+        fill_holes_in_mask_scores(mask, 35),
+        np.full_like(mask, 0.1),
+        TOL,
+        "whole image is one component of area 35",
+    )
     assert_close(fill_holes_in_mask_scores(mask, 34), mask, TOL, "area 35 > 34")
     random = _random_masks(5)
     for max_area in [0, -4]:

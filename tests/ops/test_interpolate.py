@@ -28,14 +28,20 @@ SIZES = [
     ((37, 23), (11, 53)),
     ((256, 256), (256, 256)),  # identity
 ]
-MODES = [("bilinear", False), ("bilinear", True), ("bicubic", False), ("bicubic", True),
-         ("nearest", False)]
+MODES = [
+    ("bilinear", False),
+    ("bilinear", True),
+    ("bicubic", False),
+    ("bicubic", True),
+    ("nearest", False),
+]
 
 
 def _torch_resize(x: np.ndarray, size: tuple[int, int], method: str, antialias: bool) -> np.ndarray:
     align = None if method == "nearest" else False
-    out = F.interpolate(torch.from_numpy(x), size, mode=method, align_corners=align,
-                        antialias=antialias)
+    out = F.interpolate(
+        torch.from_numpy(x), size, mode=method, align_corners=align, antialias=antialias
+    )
     return out.numpy()
 
 
@@ -55,8 +61,10 @@ def test_resize_matches_torch(in_hw, out_hw, method, antialias):
         assert_close(ours, ref, TOL, name)
 
 
-@pytest.mark.parametrize("in_size,out_size", [(854, 1024), (1500, 1024), (100, 102), (150, 102),
-                                              (23, 53), (7, 256), (1024, 300)])
+@pytest.mark.parametrize(
+    "in_size,out_size",
+    [(854, 1024), (1500, 1024), (100, 102), (150, 102), (23, 53), (7, 256), (1024, 300)],
+)
 def test_matrices_match_torch(in_size, out_size):
     """The 1-D weights are torch's: resizing an identity image reads them out."""
     eye = np.eye(in_size, dtype=np.float32)[None, None]
@@ -72,8 +80,12 @@ def test_matrices_match_torch(in_size, out_size):
 def test_bilinear_upsampling_ignores_antialias():
     """Up to fp32 rounding of the two weight formulas (torch differs by the same ulps)."""
     x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 3, 16, 24)).astype(np.float32))
-    assert_close(resize(x, (40, 50), antialias=True), resize(x, (40, 50), antialias=False), TOL,
-                 "bilinear upsampling aa=True vs aa=False")
+    assert_close(
+        resize(x, (40, 50), antialias=True),
+        resize(x, (40, 50), antialias=False),
+        TOL,
+        "bilinear upsampling aa=True vs aa=False",
+    )
 
 
 @pytest.mark.parametrize("method,antialias", MODES)
@@ -81,8 +93,9 @@ def test_channels_last_axes(method, antialias):
     """Images [B, H, W, C] with axes=(1, 2) match torch on the NCHW transpose."""
     x = np.random.default_rng(2).normal(size=(2, 30, 45, 3)).astype(np.float32)
     ours = resize(jnp.asarray(x), (64, 20), method, antialias, axes=(1, 2))
-    ref = np.moveaxis(_torch_resize(np.moveaxis(x, -1, 1).copy(), (64, 20), method, antialias),
-                      1, -1)
+    ref = np.moveaxis(
+        _torch_resize(np.moveaxis(x, -1, 1).copy(), (64, 20), method, antialias), 1, -1
+    )
     assert_close(ours, ref, TOL, f"NHWC {method} aa={antialias}")
 
 
@@ -103,5 +116,6 @@ def test_rejects_bad_arguments():
         resize(x, (8, 8), "area")
     with pytest.raises(TypeError, match="floating"):
         resize(x.astype(jnp.int32), (8, 8), "bilinear")
-    np.testing.assert_array_equal(np.asarray(resize(x.astype(jnp.int32), (8, 8), "nearest")),
-                                  np.zeros((1, 1, 8, 8), np.int32))
+    np.testing.assert_array_equal(
+        np.asarray(resize(x.astype(jnp.int32), (8, 8), "nearest")), np.zeros((1, 1, 8, 8), np.int32)
+    )

@@ -7,10 +7,15 @@ Tolerances: low-res logits and IoU 1e-4 max abs (fp32 CPU); binary masks identic
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA
+from oracle import (
+    assert_close,
+    assert_nontrivial_mask_logits,
+    build_official,
+    save_official_checkpoint,
+)
 from PIL import Image
 
-from conftest import SHARED_DATA
-from oracle import assert_close, assert_nontrivial_mask_logits, build_official, save_official_checkpoint
 from sam2_jax import SAM2ImagePredictor
 from sam2_jax.predictors.image import PredictorNotReadyError
 
@@ -53,15 +58,29 @@ def _cases(h, w):
     box = np.array([0.1 * w, 0.2 * h, 0.8 * w, 0.9 * h])
     return [
         ("click", dict(point_coords=click, point_labels=np.array([1]), multimask_output=True)),
-        ("clicks single", dict(point_coords=np.array([[0.45 * w, 0.55 * h], [0.2 * w, 0.3 * h]]),
-                               point_labels=np.array([1, 0]), multimask_output=False)),
+        (
+            "clicks single",
+            dict(
+                point_coords=np.array([[0.45 * w, 0.55 * h], [0.2 * w, 0.3 * h]]),
+                point_labels=np.array([1, 0]),
+                multimask_output=False,
+            ),
+        ),
         ("box", dict(box=box, multimask_output=False)),
-        ("box+click", dict(point_coords=click, point_labels=np.array([1]), box=box,
-                           multimask_output=False)),
+        (
+            "box+click",
+            dict(point_coords=click, point_labels=np.array([1]), box=box, multimask_output=False),
+        ),
         ("boxes batch", dict(box=np.stack([box, box * 0.5]), multimask_output=True)),
-        ("normalized click logits", dict(point_coords=np.array([[0.45, 0.55]]),
-                                          point_labels=np.array([1]), normalize_coords=False,
-                                          return_logits=True)),
+        (
+            "normalized click logits",
+            dict(
+                point_coords=np.array([[0.45, 0.55]]),
+                point_labels=np.array([1]),
+                normalize_coords=False,
+                return_logits=True,
+            ),
+        ),
     ]
 
 
@@ -91,8 +110,11 @@ def test_predict_matches_official_at_1024(predictors_1024):
         _, rs, rlow = ref.predict(**kw)
         r = ref.predict(**kw, mask_input=rlow[np.argmax(rs)][None], multimask_output=False)
     _, s, low = ours.predict(**kw)
-    _compare(ours.predict(**kw, mask_input=low[np.argmax(s)][None], multimask_output=False), r,
-             "click+mask_input")
+    _compare(
+        ours.predict(**kw, mask_input=low[np.argmax(s)][None], multimask_output=False),
+        r,
+        "click+mask_input",
+    )
 
 
 def test_second_predict_reuses_embedding(predictors_1024, monkeypatch):
@@ -111,7 +133,9 @@ def test_second_predict_reuses_embedding(predictors_1024, monkeypatch):
 def test_batch_api_at_512(tmp_path):
     official = build_official("sam2.1_hiera_t", image_size=512, seed=6)
     save_official_checkpoint(official, tmp_path / "t21.pt")
-    ours = SAM2ImagePredictor.from_checkpoint("sam2.1_hiera_t", tmp_path / "t21.pt", ["image_size=512"])
+    ours = SAM2ImagePredictor.from_checkpoint(
+        "sam2.1_hiera_t", tmp_path / "t21.pt", ["image_size=512"]
+    )
     ref = _official_predictor(official, 512)
     images = [_image("truck.jpg"), _image("groceries.jpg")]
     ours.set_image_batch(images)
@@ -136,12 +160,18 @@ def test_bad_input_errors(predictors_1024):
     ours.set_image(_image("groceries.jpg"))
     bad = [
         (dict(point_coords=np.array([[1, 1]])), "point_labels must be supplied"),
-        (dict(point_coords=np.array([[1, 1], [2, 2]]), point_labels=np.array([1])), "does not match"),
+        (
+            dict(point_coords=np.array([[1, 1], [2, 2]]), point_labels=np.array([1])),
+            "does not match",
+        ),
         (dict(point_coords=np.array([1, 1]), point_labels=np.array([1])), r"\[N, 2\]"),
         (dict(), "no prompt given"),
         (dict(box=np.array([1, 2, 3])), "box must be"),
         (dict(box=np.array([0, 0, 5, 5]), mask_input=np.zeros((1, 64, 64))), "mask_input must be"),
-        (dict(point_coords=np.array([[1, 1]]), point_labels=np.array([7])), "point_labels must be in"),
+        (
+            dict(point_coords=np.array([[1, 1]]), point_labels=np.array([7])),
+            "point_labels must be in",
+        ),
     ]
     for kwargs, msg in bad:
         with pytest.raises(ValueError, match=msg):

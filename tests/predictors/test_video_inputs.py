@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 from PIL import Image
+from video_scenarios import copy_frames, make_mp4
 
 from sam2_jax.predictors.video import build_sam2_video_predictor
-from video_scenarios import copy_frames, make_mp4
 
 SIZE = 128
 
@@ -24,8 +24,12 @@ def _track(predictor, video):
 def test_array_and_mp4_inputs(tmp_path, predictor):
     folder = copy_frames(4, tmp_path / "frames")
     _, from_folder = _track(predictor, folder)
-    frames = np.stack([np.asarray(Image.open(p).convert("RGB"))
-                       for p in sorted((tmp_path / "frames").glob("*.jpg"))])
+    frames = np.stack(
+        [
+            np.asarray(Image.open(p).convert("RGB"))
+            for p in sorted((tmp_path / "frames").glob("*.jpg"))
+        ]
+    )
     _, from_array = _track(predictor, frames)
     for a, b in zip(from_folder, from_array):
         np.testing.assert_array_equal(a, b)
@@ -62,8 +66,9 @@ def test_bad_inputs(tmp_path, predictor):
 
 
 def test_conditioning_capacity_is_enforced(tmp_path):
-    pred = build_sam2_video_predictor("sam2.1_hiera_t", None,
-                                      [f"image_size={SIZE}", "tracking.max_cond_frames=2"])
+    pred = build_sam2_video_predictor(
+        "sam2.1_hiera_t", None, [f"image_size={SIZE}", "tracking.max_cond_frames=2"]
+    )
     state = pred.init_state(copy_frames(3, tmp_path / "frames"))
     for f in range(3):
         pred.add_new_points_or_box(state, f, 1, points=[[100, 100]], labels=[1])

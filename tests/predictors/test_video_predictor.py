@@ -9,14 +9,23 @@ cases where the official fp32 CPU build crashes run too.
 
 import numpy as np
 import pytest
-
 from oracle import save_official_checkpoint
-from sam2_jax.predictors.video import build_sam2_video_predictor
 from video_scenarios import (
-    BEDROOM_HEIGHT, BEDROOM_WIDTH, DISAPPEARING_OBJECT_SCORE_BIAS, build_official_video_predictor,
-    copy_frames, demo_scenario, disappearing_object_scenario, editing_scenario,
-    late_object_scenario, patch_bf16_memory_storage, run_scenario, torch_num_threads,
+    BEDROOM_HEIGHT,
+    BEDROOM_WIDTH,
+    DISAPPEARING_OBJECT_SCORE_BIAS,
+    build_official_video_predictor,
+    copy_frames,
+    demo_scenario,
+    disappearing_object_scenario,
+    editing_scenario,
+    late_object_scenario,
+    patch_bf16_memory_storage,
+    run_scenario,
+    torch_num_threads,
 )
+
+from sam2_jax.predictors.video import build_sam2_video_predictor
 
 LOGIT_TOL = 1e-3
 MIN_AGREEMENT = 0.999
@@ -28,8 +37,9 @@ def _pair(tmp_path, name, size, postprocessing, bias=4.0):
     ckpt = tmp_path / f"{name}.pt"
     save_official_checkpoint(official, ckpt)
     # The official CPU build cannot fill holes (no CUDA extension): 0 on both sides.
-    ours = build_sam2_video_predictor(name, ckpt, [f"image_size={size}", "fill_hole_area=0"],
-                                      apply_postprocessing=postprocessing)
+    ours = build_sam2_video_predictor(
+        name, ckpt, [f"image_size={size}", "fill_hole_area=0"], apply_postprocessing=postprocessing
+    )
     return official, ours
 
 
@@ -47,8 +57,10 @@ def _compare(tmp_path, official, ours, steps, num_frames, require_nontrivial=Tru
         worst = max(worst, float(np.abs(g.logits - r.logits).max()))
         mag = max(mag, float(np.abs(r.logits[r.logits > -1024]).max(initial=0.0)))
         agree = min(agree, float(np.mean((g.logits > 0) == (r.logits > 0))))
-    print(f"{len(ref)} records: max abs err {worst:.2e} (max |ref| {mag:.2e} excluding "
-          f"-1024), worst binary agreement {agree:.6f}")
+    print(
+        f"{len(ref)} records: max abs err {worst:.2e} (max |ref| {mag:.2e} excluding "
+        f"-1024), worst binary agreement {agree:.6f}"
+    )
     assert worst <= LOGIT_TOL, f"max abs logit error {worst:.2e} > {LOGIT_TOL}"
     assert agree >= MIN_AGREEMENT
     if require_nontrivial:
@@ -56,7 +68,8 @@ def _compare(tmp_path, official, ours, steps, num_frames, require_nontrivial=Tru
         for r in tracked:
             present = r.logits[(r.logits > -1024).reshape(len(r.obj_ids), -1).all(1)]
             assert all((p > 0).any() and (p < 0).any() for p in present), (
-                f"trivial reference masks on frame {r.frame_idx}")
+                f"trivial reference masks on frame {r.frame_idx}"
+            )
     return ref, got
 
 
@@ -84,14 +97,25 @@ def test_object_added_later_on_a_later_frame(tmp_path):
 @pytest.mark.parametrize("name", ["sam2.1_hiera_t", "sam2_hiera_t"])
 def test_disappearing_object(tmp_path, name):
     official, ours = _pair(tmp_path, name, 256, False, DISAPPEARING_OBJECT_SCORE_BIAS)
-    ref, got = _compare(tmp_path, official, ours,
-                        disappearing_object_scenario(BEDROOM_HEIGHT, BEDROOM_WIDTH), 6,
-                        require_nontrivial=False)
+    ref, got = _compare(
+        tmp_path,
+        official,
+        ours,
+        disappearing_object_scenario(BEDROOM_HEIGHT, BEDROOM_WIDTH),
+        6,
+        require_nontrivial=False,
+    )
     absent = [(g.logits[0] == -1024).all() for g in got if g.kind == "propagate"]
     assert any(absent) and not all(absent), "object 1 should vanish on some frames only"
 
 
 def test_clear_remove_reset(tmp_path):
     official, ours = _pair(tmp_path, "sam2.1_hiera_t", 256, True)
-    _compare(tmp_path, official, ours, editing_scenario(BEDROOM_HEIGHT, BEDROOM_WIDTH), 6,
-             require_nontrivial=False)
+    _compare(
+        tmp_path,
+        official,
+        ours,
+        editing_scenario(BEDROOM_HEIGHT, BEDROOM_WIDTH),
+        6,
+        require_nontrivial=False,
+    )

@@ -67,8 +67,9 @@ def resize_tensor(img: Tensor, size: List[int], interpolation: str, antialias: b
     if interpolation == "nearest":
         x = F.interpolate(x, size=out_hw, mode=interpolation)
     else:
-        x = F.interpolate(x, size=out_hw, mode=interpolation, align_corners=False,
-                          antialias=antialias)
+        x = F.interpolate(
+            x, size=out_hw, mode=interpolation, align_corners=False, antialias=antialias
+        )
     if interpolation == "bicubic" and out_dtype == torch.uint8:
         x = x.clamp(min=0, max=255)
     if squeeze:
@@ -96,8 +97,12 @@ class Resize(torch.nn.Module):
     `interpolation` is "nearest", "bilinear" or "bicubic" (or an enum with such a `.value`).
     """
 
-    def __init__(self, size: Union[int, Sequence[int]], interpolation: str = "bilinear",
-                 antialias: bool = True) -> None:
+    def __init__(
+        self,
+        size: Union[int, Sequence[int]],
+        interpolation: str = "bilinear",
+        antialias: bool = True,
+    ) -> None:
         super().__init__()
         self.size: List[int] = [int(size)] if isinstance(size, int) else [int(s) for s in size]
         if len(self.size) not in (1, 2):
