@@ -5,8 +5,10 @@
 
 `fps`: both predictors get the same random weights (official -> .pt -> our converter), the same
 JPEG frames (bedroom demo) and the same mask prompts on frame 0; each propagates once to warm up
-(our compile), then the second propagation over `--frames` + 1 frames is timed (preflight and
-all frames, fp32, evaluation settings: apply_postprocessing=False).
+(our compile), then a second propagation over 2 x `--frames` frames runs and the steady-state
+rate is `--frames` / (time between the yields of frame `--frames` - 1 and of the last frame):
+the timed frames all attend to a full memory (fp32, evaluation settings,
+apply_postprocessing=False; ours yields per chunk of `--frames` frames).
 `memory`: peak resident memory of our streaming tracker (`streaming.track_video`) over videos of
 each length (frames cycled from the demo through symlinks, decoded lazily), one process each.
 """
@@ -47,16 +49,16 @@ def _masks(num_objects: int, h: int = 540, w: int = 960) -> list[np.ndarray]:
     return out
 
 
-def _propagate(predictor, video, masks, frames, inference_mode):
+def _steady_fps(predictor, video, masks, frames, inference_mode) -> float:
+    """Frames/s over the last `frames` of a 2 x `frames` propagation."""
     state = predictor.init_state(str(video))
     for k, m in enumerate(masks):
         predictor.add_new_mask(state, 0, k + 1, m)
-    t0 = time.perf_counter()
-    n = 0
+    stamps = []
     with inference_mode():
-        for _ in predictor.propagate_in_video(state, max_frame_num_to_track=frames):
-            n += 1
-    return (time.perf_counter() - t0) / n
+        for _ in predictor.propagate_in_video(state, max_frame_num_to_track=2 * frames - 1):
+            stamps.append(time.perf_counter())
+    return frames / (stamps[-1] - stamps[frames - 1])
 
 
 def fps(args) -> None:
@@ -69,11 +71,12 @@ def fps(args) -> None:
 
     torch.set_num_threads(args.threads)
     print(f"machine: {machine()}; torch threads {args.threads}")
-    print(f"sam2.1_hiera_t, fp32, {args.frames + 1} frames timed after one warm-up propagation")
+    print(f"sam2.1_hiera_t, fp32, steady state: frames {args.frames}-{2 * args.frames - 1} of a "
+          "propagation, after one warm-up propagation")
     print("| size | objects | sam2-jax frames/s | official frames/s | speed-up |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        video = _video_dir(args.frames + 1, Path(tmp) / "video")
+        video = _video_dir(2 * args.frames, Path(tmp) / "video")
         for size in args.sizes:
             official = build_official(
                 "sam2.1_hiera_t", image_size=size, video=True, apply_postprocessing=False
@@ -91,8 +94,8 @@ def fps(args) -> None:
                     (ours, contextlib.nullcontext),
                     (official, torch.inference_mode),
                 ):
-                    _propagate(pred, video, masks, args.frames, mode)  # warm-up / compile
-                    rates.append(1.0 / _propagate(pred, video, masks, args.frames, mode))
+                    _steady_fps(pred, video, masks, args.frames, mode)  # warm-up / compile
+                    rates.append(_steady_fps(pred, video, masks, args.frames, mode))
                 print(
                     f"| {size} | {n_obj} | {rates[0]:.2f} | {rates[1]:.2f} | "
                     f"{rates[0] / rates[1]:.2f}x |",

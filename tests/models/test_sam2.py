@@ -4,6 +4,7 @@ Tolerance: 1e-4 max abs error on features and logits (fp32 CPU; errors are ~1e-5
 order in the 12-48 block trunk).
 """
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -199,7 +200,7 @@ def test_every_official_config_converts_and_matches(name, tmp_path):
     save_official_checkpoint(official, path)
     ours = build_sam2(name, path, [f"image_size={size}"])
     n_ref = sum(t.numel() for t in official.state_dict().values())
-    n_ours = sum(int(np.prod(x.shape)) for x in __import__("jax").tree.leaves(ours.params))
+    n_ours = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(ours.params))
     assert n_ours == n_ref
     images = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(4))
     ref_bb, pix_ref, high_ref = _official_features(official, images)
@@ -219,3 +220,29 @@ def test_every_official_config_converts_and_matches(name, tmp_path):
         True,
         f"{name} click",
     )
+
+
+def test_bf16_compute_runs_close_to_fp32(tmp_path):
+    """`dtype=bfloat16` computes in bf16 with fp32 params; outputs stay close to fp32."""
+    size = 128
+    official = build_official("sam2.1_hiera_t", image_size=size, seed=7)
+    save_official_checkpoint(official, tmp_path / "t.pt")
+    images = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(8)).numpy()
+    coords, labels = np.array([[[40.0, 70.0]]], np.float32), np.array([[1]], np.int32)
+    outs = {}
+    for dtype in ("float32", "bfloat16"):
+        model = build_sam2(
+            "sam2.1_hiera_t", tmp_path / "t.pt", [f"image_size={size}", f"dtype={dtype}"]
+        )
+        leaves = jax.tree.leaves(model.params)
+        assert all(x.dtype == np.float32 for x in leaves)
+        bb, pix, high = _ours_features(model, images)
+        outs[dtype] = model.module.apply(
+            model.params, pix, coords, labels, None, high, True, method=SAM2.forward_sam_heads
+        )
+    ref, low = outs["float32"].low_res_multimasks, outs["bfloat16"].low_res_multimasks
+    assert np.isfinite(np.asarray(low)).all()
+    scale = float(np.abs(np.asarray(ref)).max())
+    err = float(np.abs(np.asarray(low) - np.asarray(ref)).max())
+    print(f"bf16 vs fp32 low-res logits: max abs err {err:.3e} (max |fp32| {scale:.3e})")
+    assert err <= 0.1 * scale
