@@ -1,6 +1,7 @@
-"""Checkpoint files: official `.pt` (read without torch) and orbax param directories.
+"""Checkpoint files: official `.pt` (read without torch), orbax param directories and Hugging Face
+`transformers` checkpoints (a model directory with `model.safetensors`, or the file itself).
 
-`load_params(path, expected, config_name)` accepts either form and returns our param tree, checked
+`load_params(path, expected, config_name)` accepts any of them and returns our param tree, checked
 strictly against `expected` (a tree of ShapeDtypeStructs). `save_params` writes an orbax directory
 with a small JSON note of the config it belongs to.
 """
@@ -15,6 +16,7 @@ import orbax.checkpoint as ocp
 from flax import traverse_util
 
 from sam2_jax.checkpoint.convert import convert_state_dict
+from sam2_jax.checkpoint.hf import is_hf_checkpoint, load_hf_params
 from sam2_jax.checkpoint.torch_file import CheckpointError, load_pt
 
 META_FILE = "sam2_jax_meta.json"
@@ -73,9 +75,12 @@ def _load_orbax(directory: Path, expected: Any, config_name: str) -> Any:
 
 
 def load_params(path: str | Path, expected: Any, config_name: str = "") -> Any:
-    """Params from an official `.pt` file or a sam2-jax orbax directory, checked strictly."""
+    """Params from an official `.pt` file, a sam2-jax orbax directory or a HF checkpoint (model
+    directory or `.safetensors` file), checked strictly."""
     path = Path(path)
-    if path.is_dir():
+    if path.exists() and is_hf_checkpoint(path):
+        params = load_hf_params(path, expected, config_name)
+    elif path.is_dir():
         params = _load_orbax(path.resolve(), expected, config_name)
     elif path.is_file():
         params = convert_state_dict(load_official_state_dict(path), expected, config_name)

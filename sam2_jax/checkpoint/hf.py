@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 from flax import traverse_util
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from sam2_jax import config as config_lib
 from sam2_jax.checkpoint.convert import convert_state_dict, guess_config
@@ -343,7 +343,7 @@ def load_hf_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             with safe_open(file, framework="np") as f:
                 for key in f.keys():
                     out[key] = _read_tensor(f, file, key)
-        except (OSError, ValueError) as e:  # safetensors' own errors derive from these
+        except (SafetensorError, OSError) as e:
             raise CheckpointError(f"{file}: corrupt or unreadable safetensors file ({e})") from e
     return out
 
@@ -361,7 +361,7 @@ def _read_config(path: Path) -> dict[str, Any] | None:
     return json.loads(file.read_text()) if file.is_file() else None
 
 
-def _expected_hf_shapes(expected: Any) -> dict[str, tuple[int, ...]]:
+def expected_hf_shapes(expected: Any) -> dict[str, tuple[int, ...]]:
     """HF key -> shape for our param tree `expected` (shapes only; 1-byte stand-in arrays)."""
     official = {}
     for path, leaf in traverse_util.flatten_dict(dict(expected)).items():
@@ -410,7 +410,7 @@ def convert_hf_state_dict(
     source: str | Path = "",
 ) -> dict[str, Any]:
     """HF state dict -> our params, checked against `expected` with HF key names in errors."""
-    want = _expected_hf_shapes(expected)
+    want = expected_hf_shapes(expected)
     got = {k: tuple(np.shape(v)) for k, v in state_dict.items()}
     missing = sorted(set(want) - set(got))
     unexpected = sorted(set(got) - set(want))

@@ -137,7 +137,7 @@ def dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
     height = mask.shape[0]
     out = np.zeros_like(mask)
     rows: dict[int, np.ndarray] = {}
-    for dy in range(-radius, radius + 1):
+    for dy in range(-min(radius, height - 1), min(radius, height - 1) + 1):
         half = math.isqrt(radius * radius - dy * dy)
         if half not in rows:
             rows[half] = ndimage.maximum_filter1d(mask, 2 * half + 1, axis=1, mode="constant")
@@ -160,6 +160,12 @@ def _f_measure(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None, radius
     if n_gt == 0 or n_pred == 0:
         # empty boundaries: (P, R) = (1, 1) both, (1, 0) prediction, (0, 1) ground truth
         return 1.0 if n_gt == n_pred else 0.0
+    # dilations are only read at boundary pixels, and only boundary pixels dilate: cropping both
+    # maps to the bounding box of all boundary pixels changes nothing and saves time
+    both = gt_boundary | pred_boundary
+    rows, cols = np.flatnonzero(both.any(axis=1)), np.flatnonzero(both.any(axis=0))
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    gt_boundary, pred_boundary = gt_boundary[box], pred_boundary[box]
     precision = np.sum(pred_boundary & dilate_disk(gt_boundary, radius)) / n_pred
     recall = np.sum(gt_boundary & dilate_disk(pred_boundary, radius)) / n_gt
     if precision + recall == 0:

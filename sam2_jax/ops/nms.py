@@ -27,7 +27,8 @@ def _iou_one_to_many(box: np.ndarray, area: np.ndarray, boxes: np.ndarray, areas
     w = np.maximum(zero, np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]))
     h = np.maximum(zero, np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]))
     inter = w * h
-    return inter / (area + areas - inter)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 -> NaN, never suppresses
+        return inter / (area + areas - inter)
 
 
 def batched_nms(
