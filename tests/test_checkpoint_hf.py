@@ -8,17 +8,41 @@ Tolerance: transformers and the official model (or ours) on identical fp32 weigh
 differ only by op order: 1e-4 max abs, as every parity test.
 """
 
+import contextlib
+import functools
 import json
 import shutil
+import sys
 
 import jax
 import numpy as np
 import pytest
 import torch
+from conftest import TESTS_DIR
 from oracle import assert_close, build_official, nchw_to_nhwc, perturb_constant_tensors_
 from oracle import save_official_checkpoint
 from safetensors.numpy import save_file
-from transformers import Sam2Model, Sam2VideoConfig, Sam2VideoModel
+
+
+@contextlib.contextmanager
+def _without_torchvision_standin():
+    """transformers probes for torchvision once per process (cached) at import and would take
+    the test-only stand-in in tests/support for the real package; hide it meanwhile."""
+    support = str(TESTS_DIR / "support")
+    hidden = {k: sys.modules.pop(k) for k in list(sys.modules) if k.split(".")[0] == "torchvision"}
+    on_path = support in sys.path
+    if on_path:
+        sys.path.remove(support)
+    try:
+        yield
+    finally:
+        if on_path:
+            sys.path.insert(0, support)
+        sys.modules.update(hidden)
+
+
+with _without_torchvision_standin():
+    from transformers import Sam2Model, Sam2VideoConfig, Sam2VideoModel
 
 from sam2_jax import config as config_lib
 from sam2_jax.build import abstract_params, build_sam2
@@ -55,6 +79,7 @@ def _save_as_hf(official_sd, name, directory):
     return model
 
 
+@functools.cache
 def _expected(name):
     return abstract_params(config_lib.load(name))
 
@@ -139,9 +164,14 @@ def _compare_modules(official, hf_model, gen, name):
 
 
 def test_key_names_match_transformers_for_all_official_configs():
+    """Names and shapes for the 4 sizes (sam2 differs by 3 tensors: `test_sam2_release`), and
+    config.json -> config name for all 8."""
     for name in hf.OFFICIAL_NAMES:
-        want = hf.expected_hf_shapes(_expected(name))
         config = _hf_config(name)
+        assert hf.hf_config_name(config.to_dict()) == name
+        if not name.startswith("sam2.1"):
+            continue
+        want = hf.expected_hf_shapes(_expected(name))
         with torch.device("meta"):
             reference = {k: tuple(v.shape) for k, v in Sam2VideoModel(config).state_dict().items()}
         assert want == reference, (name, sorted(set(want) ^ set(reference))[:5])
@@ -150,8 +180,7 @@ def test_key_names_match_transformers_for_all_official_configs():
             ours_to_official("/".join(p.key for p in path), np.zeros(leaf.shape, np.bool_))[0]
             for path, leaf in jax.tree_util.tree_flatten_with_path(_expected(name))[0]
         }
-        assert hf.hf_config_name(config.to_dict()) == name
-    assert len(reference) == 898  # sam2_hiera_l: 900 official tensors, 4 point embeds stacked, +1
+    assert len(reference) == 901  # sam2.1_hiera_l: 903 official tensors, 4 point embeds -> 1, +1
 
 
 def test_hf_checkpoint_loads_bitwise_like_official_pt(hf_t21, tmp_path):
@@ -169,8 +198,7 @@ def test_hf_checkpoint_loads_bitwise_like_official_pt(hf_t21, tmp_path):
     assert hf.hf_config_name(json.loads((directory / "config.json").read_text())) == (
         "sam2.1_hiera_t"
     )
-    # build_sam2 and the CLI take the directory (the CLI reads the config name from it).
-    assert build_sam2("sam2.1_hiera_t", directory).config.name == "sam2.1_hiera_t"
+    # The CLI takes the directory and reads the config name from its config.json.
     assert convert_main(["--checkpoint", str(directory), "--out", str(tmp_path / "o")]) == 0
     _assert_same_params(load_params(tmp_path / "o", expected), from_pt)
 
@@ -192,18 +220,17 @@ def test_our_model_from_hf_matches_transformers(hf_t21):
     ours = build_sam2("sam2.1_hiera_t", directory, [f"image_size={SIZE}"])
     _, image, points, labels = _inputs(seed=2)
     ref = _hf_image_heads(directory, image, points, labels)
-    bb = ours.module.apply(ours.params, nchw_to_nhwc(image), method=SAM2.forward_image)
-    pix = ours.module.apply(ours.params, bb.vision_features, method=SAM2.add_no_mem_embed)
-    out = ours.module.apply(
-        ours.params,
-        pix,
-        points.numpy(),
-        labels.numpy(),
-        None,
-        bb.backbone_fpn[:2],
-        True,
-        method=SAM2.forward_sam_heads,
-    )
+
+    @jax.jit
+    def heads(params, image, points, labels):
+        bb = ours.module.apply(params, image, method=SAM2.forward_image)
+        pix = ours.module.apply(params, bb.vision_features, method=SAM2.add_no_mem_embed)
+        return ours.module.apply(
+            params, pix, points, labels, None, bb.backbone_fpn[:2], True,
+            method=SAM2.forward_sam_heads,
+        )
+
+    out = heads(ours.params, nchw_to_nhwc(image), points.numpy(), labels.numpy())
     assert_close(out.low_res_multimasks, ref[0], TOL, "ours(HF weights) vs transformers logits")
     assert_close(out.ious, ref[1], TOL, "ours(HF weights) vs transformers ious")
     assert_close(out.object_score_logits, ref[2], TOL, "ours(HF weights) vs transformers obj")
@@ -261,8 +288,12 @@ def test_wrong_size_and_image_only_checkpoints_are_explained(hf_t21, tmp_path):
         load_params(directory, _expected("sam2.1_hiera_s"), "sam2.1_hiera_s")
     msg = str(e.value)
     assert "Hugging Face checkpoint does not match the model config 'sam2.1_hiera_s'" in msg
-    assert "missing: vision_encoder.backbone.blocks.15.attn.qkv.weight (1152, 384)" in msg
-    assert "wrong shape: vision_encoder.backbone.blocks.10.attn.qkv.weight (2304, 384)" in msg
+    assert "missing: vision_encoder.backbone.blocks.15.attn.qkv.weight (2304, 768)" in msg
+    assert "unexpected: vision_encoder.backbone.blocks.10.proj.weight (768, 384)" in msg
+    assert (
+        "wrong shape: vision_encoder.backbone.blocks.10.attn.qkv.weight (2304, 384), "
+        "model expects (1152, 384)"
+    ) in msg
     assert "its config.json describes 'sam2.1_hiera_t'" in msg
     bare = tmp_path / "weights.safetensors"  # no config.json: guessed from the tensors
     shutil.copy(directory / "model.safetensors", bare)
