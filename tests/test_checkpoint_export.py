@@ -47,7 +47,7 @@ def _assert_bitwise(path, reference_path):
     assert set(got) == set(want)
     for k, v in want.items():
         assert got[k].dtype == v.dtype and got[k].is_contiguous(), k
-        assert got[k].shape == v.shape and torch.equal(got[k], v), k
+        assert got[k].shape == v.shape and got[k].numpy().tobytes() == v.numpy().tobytes(), k
     return got
 
 

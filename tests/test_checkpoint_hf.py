@@ -19,9 +19,25 @@ import numpy as np
 import pytest
 import torch
 from conftest import TESTS_DIR
-from oracle import assert_close, build_official, nchw_to_nhwc, perturb_constant_tensors_
-from oracle import save_official_checkpoint
+from oracle import (
+    assert_close,
+    build_official,
+    nchw_to_nhwc,
+    perturb_constant_tensors_,
+    save_official_checkpoint,
+)
 from safetensors.numpy import save_file
+
+from sam2_jax import config as config_lib
+from sam2_jax.build import abstract_params, build_sam2
+from sam2_jax.checkpoint import hf
+from sam2_jax.checkpoint.convert import params_to_state_dict
+from sam2_jax.checkpoint.export import export_official_checkpoint
+from sam2_jax.checkpoint.formats import load_official_state_dict, load_params
+from sam2_jax.checkpoint.naming import ours_to_official
+from sam2_jax.checkpoint.torch_file import CheckpointError
+from sam2_jax.convert import main as convert_main
+from sam2_jax.models.sam2 import SAM2
 
 
 @contextlib.contextmanager
@@ -43,17 +59,6 @@ def _without_torchvision_standin():
 
 with _without_torchvision_standin():
     from transformers import Sam2Model, Sam2VideoConfig, Sam2VideoModel
-
-from sam2_jax import config as config_lib
-from sam2_jax.build import abstract_params, build_sam2
-from sam2_jax.checkpoint import hf
-from sam2_jax.checkpoint.convert import params_to_state_dict
-from sam2_jax.checkpoint.export import export_official_checkpoint
-from sam2_jax.checkpoint.formats import load_official_state_dict, load_params
-from sam2_jax.checkpoint.naming import ours_to_official
-from sam2_jax.checkpoint.torch_file import CheckpointError
-from sam2_jax.convert import main as convert_main
-from sam2_jax.models.sam2 import SAM2
 
 TOL = 1e-4  # fp32 CPU; same weights, different op order
 SIZE = 256  # the image size of the `official_t21` fixture
@@ -226,7 +231,13 @@ def test_our_model_from_hf_matches_transformers(hf_t21):
         bb = ours.module.apply(params, image, method=SAM2.forward_image)
         pix = ours.module.apply(params, bb.vision_features, method=SAM2.add_no_mem_embed)
         return ours.module.apply(
-            params, pix, points, labels, None, bb.backbone_fpn[:2], True,
+            params,
+            pix,
+            points,
+            labels,
+            None,
+            bb.backbone_fpn[:2],
+            True,
             method=SAM2.forward_sam_heads,
         )
 
@@ -324,7 +335,9 @@ def test_bad_hf_files(hf_t21, tmp_path):
         "shared_image_embedding.positional_embedding"
     ] + np.float32(1.0)
     save_file(stored, tmp_path / "two_pe.safetensors")
-    with pytest.raises(CheckpointError, match="shared_image_embedding.positional_embedding differs"):
+    with pytest.raises(
+        CheckpointError, match="shared_image_embedding.positional_embedding differs"
+    ):
         load_params(tmp_path / "two_pe.safetensors", _expected("sam2.1_hiera_t"))
 
     truncated = tmp_path / "truncated.safetensors"

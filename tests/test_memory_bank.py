@@ -2,12 +2,8 @@
 
 import jax.numpy as jnp
 import numpy as np
-import pytest
-from sam2.modeling.sam2_utils import select_closest_cond_frames
-
 from oracle import build_official, save_official_checkpoint
-from sam2_jax.memory_bank import empty_bank, memory_layout, select_cond_frames, write_frame
-from sam2_jax.predictors.video import build_sam2_video_predictor
+from sam2.modeling.sam2_utils import select_closest_cond_frames
 from video_scenarios import (
     BEDROOM_HEIGHT,
     BEDROOM_WIDTH,
@@ -18,6 +14,9 @@ from video_scenarios import (
     run_scenario,
     torch_num_threads,
 )
+
+from sam2_jax.memory_bank import empty_bank, memory_layout, select_cond_frames, write_frame
+from sam2_jax.predictors.video import build_sam2_video_predictor
 
 
 def _select(frames, t, limit):

@@ -87,7 +87,9 @@ def save_state_dict_pt(state_dict: Mapping[str, np.ndarray], path: str | Path) -
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} already exists; choose a new output file")
-    storages = [_Storage(str(i), np.asarray(v, order="C")) for i, v in enumerate(state_dict.values())]
+    storages = [
+        _Storage(str(i), np.asarray(v, order="C")) for i, v in enumerate(state_dict.values())
+    ]
     model = collections.OrderedDict((k, _Tensor(s)) for k, s in zip(state_dict, storages))
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=_PICKLE_PROTOCOL).dump({"model": model})

@@ -5,9 +5,10 @@ Counterparts: `transformers/models/sam2_video/modeling_sam2_video.py::Sam2VideoM
 image-side subset), their `configuration_sam2*.py`, and the key rules of the
 `convert_sam2_to_hf.py` script of the transformers repository (official -> HF).
 
-Every HF tensor keeps the official layout (NCHW `pos_embed`, [out, in] Linear, OIHW Conv2d,
-[in, out, kH, kW] ConvTranspose2d); the mapping is a key renaming (`_RULES`) plus two structural
-transforms:
+Every HF tensor keeps the official layout and grouping (NCHW `pos_embed` / `pos_embed_window`
+parameters, [out, in] Linear, OIHW Conv2d, [in, out, kH, kW] ConvTranspose2d, the Hiera `attn.qkv`
+still fused, the memory-attention q/k/v/out already separate in both); the mapping is a key
+renaming (the table in `_rules`) plus two structural transforms:
 - the 4 official `sam_prompt_encoder.point_embeddings.{i}.weight` [1, C] are stacked into one
   HF `prompt_encoder.point_embed.weight` [4, C] (row i = point embedding i);
 - the official random-Fourier matrix `sam_prompt_encoder.pe_layer.positional_encoding_gaussian_
@@ -19,6 +20,12 @@ Index shifts in the renaming: the 3-layer MLP heads (`iou_prediction_head`,
 `proj_in` / `layers.0` / `proj_out`; the 2-layer MLPs (Hiera blocks, two-way transformer)
 `proj_in` / `proj_out`; the memory mask downsampler's `encoder.{3i}` (conv) and `encoder.{3i+1}`
 (LayerNorm2d) become `layers.{i}.conv` / `layers.{i}.layer_norm`, `encoder.12` `final_conv`.
+Other renames: `image_encoder.trunk` -> `vision_encoder.backbone`, `neck.convs.{i}.conv` ->
+`neck.convs.{i}`, `norm*` -> `layer_norm*`, `out_proj` -> `o_proj` (attention) or `projection`
+(memory encoder), `gamma` -> `scale`, and the SAM2Base parameters get descriptive names
+(`no_obj_embed_spatial` -> `occlusion_spatial_embedding_parameter`, ...). The hub checkpoints
+(`facebook/sam2.1-hiera-*`, `facebook/sam2-hiera-*`) are `Sam2VideoModel` files; a file saved
+from the image-only `Sam2Model` lacks the memory modules and is refused (with that diagnosis).
 
 `hf_config_name(config)` reads a HF `config.json` and names the official config it describes;
 `load_hf_params(path, expected, config_name)` reads a HF model directory or `.safetensors` file
@@ -56,7 +63,10 @@ _MASK_DOWNSAMPLER_LAYERS = 4
 _MLP3_HEADS = (
     ("sam_mask_decoder.iou_prediction_head", "mask_decoder.iou_prediction_head"),
     ("sam_mask_decoder.pred_obj_score_head", "mask_decoder.pred_obj_score_head"),
-    ("sam_mask_decoder.output_hypernetworks_mlps.{i}", "mask_decoder.output_hypernetworks_mlps.{i}"),
+    (
+        "sam_mask_decoder.output_hypernetworks_mlps.{i}",
+        "mask_decoder.output_hypernetworks_mlps.{i}",
+    ),
     ("obj_ptr_proj", "object_pointer_proj"),
 )
 OFFICIAL_NAMES = tuple(f"{r}_hiera_{s}" for r in ("sam2.1", "sam2") for s in ("t", "s", "b+", "l"))
@@ -71,25 +81,38 @@ def _rules() -> tuple[tuple[str, str], ...]:
         for a, b in ((0, "proj_in"), (1, "layers.0"), (2, "proj_out"))
     ]
     downsampler = [
-        (f"memory_encoder.mask_downsampler.encoder.{3 * i + j}.{{p}}",
-         f"memory_encoder.mask_downsampler.layers.{i}.{name}.{{p}}")
+        (
+            f"memory_encoder.mask_downsampler.encoder.{3 * i + j}.{{p}}",
+            f"memory_encoder.mask_downsampler.layers.{i}.{name}.{{p}}",
+        )
         for i in range(_MASK_DOWNSAMPLER_LAYERS)
         for j, name in ((0, "conv"), (1, "layer_norm"))
     ]
     mask_downscaling = [
         (f"sam_prompt_encoder.mask_downscaling.{a}.{{p}}", f"prompt_encoder.mask_embed.{b}.{{p}}")
-        for a, b in ((0, "conv1"), (1, "layer_norm1"), (3, "conv2"), (4, "layer_norm2"),
-                     (6, "conv3"))
+        for a, b in (
+            (0, "conv1"),
+            (1, "layer_norm1"),
+            (3, "conv2"),
+            (4, "layer_norm2"),
+            (6, "conv3"),
+        )
     ]
     upscaling = [
         (f"sam_mask_decoder.output_upscaling.{a}.{{p}}", f"mask_decoder.{b}.{{p}}")
         for a, b in ((0, "upscale_conv1"), (1, "upscale_layer_norm"), (3, "upscale_conv2"))
     ]
     fuser = [
-        (f"memory_encoder.fuser.layers.{{i}}.{a}.{{p}}",
-         f"memory_encoder.memory_fuser.layers.{{i}}.{b}.{{p}}")
-        for a, b in (("dwconv", "depthwise_conv"), ("norm", "layer_norm"),
-                     ("pwconv1", "pointwise_conv1"), ("pwconv2", "pointwise_conv2"))
+        (
+            f"memory_encoder.fuser.layers.{{i}}.{a}.{{p}}",
+            f"memory_encoder.memory_fuser.layers.{{i}}.{b}.{{p}}",
+        )
+        for a, b in (
+            ("dwconv", "depthwise_conv"),
+            ("norm", "layer_norm"),
+            ("pwconv1", "pointwise_conv1"),
+            ("pwconv2", "pointwise_conv2"),
+        )
     ]
     trunk, backbone = "image_encoder.trunk", "vision_encoder.backbone"
     return (
@@ -105,29 +128,46 @@ def _rules() -> tuple[tuple[str, str], ...]:
         *mask_downscaling,
         ("sam_prompt_encoder.{rest}", "prompt_encoder.{rest}"),
         # Mask decoder.
-        ("sam_mask_decoder.transformer.layers.{i}.norm{k}.{p}",
-         "mask_decoder.transformer.layers.{i}.layer_norm{k}.{p}"),
-        ("sam_mask_decoder.transformer.layers.{i}.mlp.layers.0.{p}",
-         "mask_decoder.transformer.layers.{i}.mlp.proj_in.{p}"),
-        ("sam_mask_decoder.transformer.layers.{i}.mlp.layers.1.{p}",
-         "mask_decoder.transformer.layers.{i}.mlp.proj_out.{p}"),
-        ("sam_mask_decoder.transformer.norm_final_attn.{p}",
-         "mask_decoder.transformer.layer_norm_final_attn.{p}"),
-        ("sam_mask_decoder.transformer.{rest}.out_proj.{p}",
-         "mask_decoder.transformer.{rest}.o_proj.{p}"),
+        (
+            "sam_mask_decoder.transformer.layers.{i}.norm{k}.{p}",
+            "mask_decoder.transformer.layers.{i}.layer_norm{k}.{p}",
+        ),
+        (
+            "sam_mask_decoder.transformer.layers.{i}.mlp.layers.0.{p}",
+            "mask_decoder.transformer.layers.{i}.mlp.proj_in.{p}",
+        ),
+        (
+            "sam_mask_decoder.transformer.layers.{i}.mlp.layers.1.{p}",
+            "mask_decoder.transformer.layers.{i}.mlp.proj_out.{p}",
+        ),
+        (
+            "sam_mask_decoder.transformer.norm_final_attn.{p}",
+            "mask_decoder.transformer.layer_norm_final_attn.{p}",
+        ),
+        (
+            "sam_mask_decoder.transformer.{rest}.out_proj.{p}",
+            "mask_decoder.transformer.{rest}.o_proj.{p}",
+        ),
         *upscaling,
         *mlp3,
         ("sam_mask_decoder.{rest}", "mask_decoder.{rest}"),
         # Memory attention.
         ("memory_attention.norm.{p}", "memory_attention.layer_norm.{p}"),
-        ("memory_attention.layers.{i}.norm{k}.{p}", "memory_attention.layers.{i}.layer_norm{k}.{p}"),
-        ("memory_attention.layers.{i}.{rest}.out_proj.{p}",
-         "memory_attention.layers.{i}.{rest}.o_proj.{p}"),
+        (
+            "memory_attention.layers.{i}.norm{k}.{p}",
+            "memory_attention.layers.{i}.layer_norm{k}.{p}",
+        ),
+        (
+            "memory_attention.layers.{i}.{rest}.out_proj.{p}",
+            "memory_attention.layers.{i}.{rest}.o_proj.{p}",
+        ),
         ("memory_attention.{rest}", "memory_attention.{rest}"),
         # Memory encoder.
         *downsampler,
-        (f"memory_encoder.mask_downsampler.encoder.{3 * _MASK_DOWNSAMPLER_LAYERS}.{{p}}",
-         "memory_encoder.mask_downsampler.final_conv.{p}"),
+        (
+            f"memory_encoder.mask_downsampler.encoder.{3 * _MASK_DOWNSAMPLER_LAYERS}.{{p}}",
+            "memory_encoder.mask_downsampler.final_conv.{p}",
+        ),
         ("memory_encoder.pix_feat_proj.{p}", "memory_encoder.feature_projection.{p}"),
         ("memory_encoder.out_proj.{p}", "memory_encoder.projection.{p}"),
         *fuser,
@@ -268,6 +308,10 @@ def _lookup(config: Mapping[str, Any], dotted: str, default: Any) -> Any:
     return node
 
 
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
 def hf_config_name(config: Mapping[str, Any]) -> str:
     """The official config name (`sam2.1_hiera_t`, ...) a HF `config.json` dict describes.
 
@@ -276,7 +320,7 @@ def hf_config_name(config: Mapping[str, Any]) -> str:
     config (model_type "sam2"), which does not record the release (sam2 / sam2.1)."""
     model_type = config.get("model_type")
     defaults = _hf_signature("sam2.1_hiera_t")
-    found = {k: _lookup(config, k, v) for k, v in defaults.items()}
+    found = {k: _plain(_lookup(config, k, v)) for k, v in defaults.items()}
     size_fields = [k for k in found if k.startswith("vision_config.")]
     candidates = [
         name
