@@ -12,7 +12,7 @@ pip install -q -r requirements.txt
 pip install -q --no-deps -e .
 if [ "${1:-}" = "--test" ]; then
   pip install -q -r requirements-test.txt
-  pip install -q --no-deps vos-benchmark
+  pip install -q --no-deps vos-benchmark==0.1.0
   python -c "import sam2" 2>/dev/null || \
     SAM2_BUILD_CUDA=0 pip install -q --no-deps --no-build-isolation sam2==1.1.0
 fi
