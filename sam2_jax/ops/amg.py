@@ -35,9 +35,7 @@ def build_all_layer_point_grids(
     n_per_side: int, n_layers: int, scale_per_layer: int
 ) -> list[np.ndarray]:
     """One grid per crop layer 0..n_layers; layer i has int(n_per_side / scale**i) per side."""
-    return [
-        build_point_grid(int(n_per_side / (scale_per_layer**i))) for i in range(n_layers + 1)
-    ]
+    return [build_point_grid(int(n_per_side / (scale_per_layer**i))) for i in range(n_layers + 1)]
 
 
 # ------------------------------------------------------------------------------- crops

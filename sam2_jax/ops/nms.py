@@ -46,9 +46,7 @@ def batched_nms(
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must be [N, 4], got {boxes.shape}")
     if scores.shape != boxes.shape[:1] or idxs.shape != boxes.shape[:1]:
-        raise ValueError(
-            f"scores {scores.shape} and idxs {idxs.shape} must be [{boxes.shape[0]}]"
-        )
+        raise ValueError(f"scores {scores.shape} and idxs {idxs.shape} must be [{boxes.shape[0]}]")
     order = np.argsort(-scores, kind="stable")
     boxes, cats = boxes[order], idxs[order]
     areas = box_area(boxes)

@@ -4,8 +4,9 @@ A grid of single-click prompts over the image (and over crops of it) goes throug
 encoder + mask decoder in jitted batches of a fixed size (`points_per_batch`, the last batch
 padded), so each image / crop size compiles one program; the image embedding is computed once
 per crop. A second jitted program upsamples the masks to the crop, computes stability scores,
-boxes and bit-packed binary masks; the host filters them (predicted IoU, stability, crop edge),
-run-length encodes the survivors and runs box NMS per crop and across crops.
+boxes and bit-packed binary masks; the host filters them (predicted IoU, stability, crop edge)
+while the device runs the next batch, run-length encodes the survivors and runs box NMS per crop
+and across crops.
 
 Differences from the official: `from_checkpoint(config_name, ckpt_path, ...)` replaces the
 Hugging Face `from_pretrained`; unknown keyword arguments are rejected (the official ignores
@@ -70,7 +71,14 @@ def _predict_points(
     coords = coords[:, None, :]
     labels = jnp.ones(coords.shape[:2], jnp.int32)
     low_res, ious = module.apply(
-        params, image_embed, high_res, coords, labels, None, multimask_output, True,
+        params,
+        image_embed,
+        high_res,
+        coords,
+        labels,
+        None,
+        multimask_output,
+        True,
         method=_decode_fn,
     )
     n_masks = low_res.shape[1]
@@ -81,16 +89,21 @@ def _predict_points(
         labels = jnp.repeat(labels, n_masks, axis=0)
         mask_input = jnp.clip(low_res, -_LOW_RES_CLAMP, _LOW_RES_CLAMP)
         low_res, ious = module.apply(
-            params, image_embed, high_res, coords, labels, mask_input, False, True,
+            params,
+            image_embed,
+            high_res,
+            coords,
+            labels,
+            mask_input,
+            False,
+            True,
             method=_decode_fn,
         )
         low_res, ious = low_res[:, 0], ious[:, 0]
     return low_res, ious
 
 
-@functools.partial(
-    jax.jit, static_argnames=("crop_hw", "mask_threshold", "stability_score_offset")
-)
+@functools.partial(jax.jit, static_argnames=("crop_hw", "mask_threshold", "stability_score_offset"))
 def _mask_stats(
     low_res: jax.Array,
     crop_hw: tuple[int, int],
@@ -114,8 +127,7 @@ def _concat(parts: list[MaskData]) -> MaskData:
 
 
 def _take(data: MaskData, idx: np.ndarray) -> MaskData:
-    """Rows `idx` (int indices or a bool mask) of every field."""
-    idx = np.flatnonzero(idx) if idx.dtype == bool else idx
+    """Rows `idx` (int indices) of every field."""
     out = {k: v[idx] for k, v in data.items() if k != "rles"}
     out["rles"] = [data["rles"][i] for i in idx]
     return out
@@ -155,6 +167,9 @@ class SAM2AutomaticMaskGenerator:
             )
         else:
             self.point_grids = [np.asarray(g, dtype=np.float64) for g in point_grids]
+        for i, grid in enumerate(self.point_grids):
+            if grid.ndim != 2 or grid.shape[1] != 2 or len(grid) == 0:
+                raise ValueError(f"point_grids[{i}] must be [K >= 1, 2], got {grid.shape}")
         if len(self.point_grids) < crop_n_layers + 1:
             raise ValueError(
                 f"point_grids has {len(self.point_grids)} grids; crop_n_layers={crop_n_layers} "
@@ -262,16 +277,17 @@ class SAM2AutomaticMaskGenerator:
             transforms.transform_coords(points, crop_hw, self.model.config.image_size, True)
         )
         batch = self.points_per_batch
-        parts = []
+        parts, pending = [], None
         for start in range(0, len(points), batch):
             n = min(batch, len(points) - start)
             padded = np.zeros((batch, 2), np.float32)
             padded[:n] = coords[start : start + n]
-            parts.append(
-                self._process_batch(
-                    image_embed, high_res, padded, points[start : start + n], crop_box, orig_size
-                )
-            )
+            # Dispatch this batch before filtering the previous one on the host.
+            outputs = self._run_batch(image_embed, high_res, padded, crop_hw)
+            if pending is not None:
+                parts.append(self._filter_batch(*pending, crop_box, orig_size))
+            pending = (outputs, points[start : start + n])
+        parts.append(self._filter_batch(*pending, crop_box, orig_size))
         data = _concat(parts)
 
         keep = batched_nms(
@@ -286,17 +302,15 @@ class SAM2AutomaticMaskGenerator:
         data["crop_boxes"] = np.tile(np.asarray(crop_box, np.int64), (len(data["rles"]), 1))
         return data
 
-    def _process_batch(
+    def _run_batch(
         self,
         image_embed: jax.Array,
         high_res: tuple[jax.Array, jax.Array],
         coords: np.ndarray,
-        points: np.ndarray,
-        crop_box: list[int],
-        orig_size: tuple[int, int],
-    ) -> MaskData:
-        """coords [B, 2] padded model-frame clicks; points [n, 2] (n <= B) the real clicks in
-        crop pixels. Returns the surviving masks of the n clicks (crop frame)."""
+        crop_hw: tuple[int, int],
+    ) -> tuple[jax.Array, ...]:
+        """Padded model-frame clicks [B, 2] -> (ious, stability, boxes, bits) of the B*C masks
+        (see `_mask_stats`); asynchronous unless small regions are filled on the host."""
         low_res, ious = _predict_points(
             self.model.module,
             self.model.params,
@@ -309,14 +323,27 @@ class SAM2AutomaticMaskGenerator:
         if self.min_mask_region_area > 0:
             area = self.min_mask_region_area
             low_res = fill_holes_and_sprinkles(np.asarray(low_res), area, area)
-        crop_hw = (crop_box[3] - crop_box[1], crop_box[2] - crop_box[0])
-        stability, boxes, bits = _mask_stats(
+        stats = _mask_stats(
             low_res, crop_hw, float(self.mask_threshold), float(self.stability_score_offset)
         )
-        n = len(points) * (ious.shape[0] // coords.shape[0])
+        return (ious, *stats)
+
+    def _filter_batch(
+        self,
+        outputs: tuple[jax.Array, ...],
+        points: np.ndarray,
+        crop_box: list[int],
+        orig_size: tuple[int, int],
+    ) -> MaskData:
+        """Filter the masks of the n = len(points) real clicks (crop pixels [n, 2]) of a batch
+        by predicted IoU, stability and crop edge, and run-length encode the survivors in the
+        original image frame."""
+        ious, stability, boxes, bits = outputs
+        per_click = ious.shape[0] // self.points_per_batch
+        n = len(points) * per_click
         data = {
             "iou_preds": np.asarray(ious)[:n],
-            "points": np.repeat(points, ious.shape[0] // coords.shape[0], axis=0),
+            "points": np.repeat(points, per_click, axis=0),
             "stability_score": np.asarray(stability)[:n],
             "boxes": np.asarray(boxes)[:n].astype(np.int64),
         }
@@ -329,7 +356,7 @@ class SAM2AutomaticMaskGenerator:
         keep &= ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
         idx = np.flatnonzero(keep)
         data = {k: v[idx] for k, v in data.items()}
-        h, w = crop_hw
+        h, w = crop_box[3] - crop_box[1], crop_box[2] - crop_box[0]
         masks = np.unpackbits(np.asarray(bits)[idx], axis=1, count=h * w).astype(bool)
         data["rles"] = mask_to_rle(uncrop_masks(masks.reshape(-1, h, w), crop_box, orig_h, orig_w))
         return data
@@ -342,7 +369,7 @@ class SAM2AutomaticMaskGenerator:
         """Official helper (not called by `generate`, as in the official): remove holes and
         islands of area < min_area from each mask of `mask_data` ("rles", "boxes" [N, 4] XYXY,
         ...), recompute the boxes of changed masks and rerun box NMS, preferring unchanged
-        masks. Returns the filtered MaskData."""
+        masks. Returns the filtered MaskData (a new dict; the input is not modified)."""
         if len(mask_data["rles"]) == 0:
             return mask_data
         new_masks, scores = [], []
