@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None, help="official .pt or sam2-jax orbax dir")
     p.add_argument("--image", default=None, help="RGB image file (default: synthetic scene)")
     p.add_argument("--point", type=float, nargs=2, default=None, metavar=("X", "Y"))
+    p.add_argument("--box", type=float, nargs=4, default=None, metavar=("X0", "Y0", "X1", "Y1"))
     p.add_argument("--out", default="outputs/segment_image.png")
     p.add_argument("overrides", nargs="*", default=None, help="config overrides key=value")
     args = p.parse_args(argv)
@@ -63,8 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     predictor = SAM2ImagePredictor.from_checkpoint(args.config, args.checkpoint, overrides)
     predictor.set_image(image)
+    box = None if args.box is None else np.array(args.box)
     masks, scores, _ = predictor.predict(
-        point_coords=np.array([point]), point_labels=np.array([1]), multimask_output=True
+        point_coords=np.array([point]),
+        point_labels=np.array([1]),
+        box=box,
+        multimask_output=box is None,
     )
     best = int(np.argmax(scores))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

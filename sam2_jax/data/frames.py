@@ -286,6 +286,10 @@ class VideoFrames:
                 self._cache.popitem(last=False)
             return frame
 
+    def original(self, t: int) -> np.ndarray:
+        """Frame t as decoded, at video resolution: [H, W, 3] uint8 RGB (not cached)."""
+        return np.asarray(self._source.read(self._check_index(t)).convert("RGB"))
+
     def frames(self, indices: Sequence[int]) -> np.ndarray:
         """Normalised frames at `indices`: [L, S, S, 3] float32."""
         out = np.empty((len(indices), self.image_size, self.image_size, 3), np.float32)
