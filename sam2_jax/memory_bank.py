@@ -44,6 +44,12 @@ class MemoryBank:
         return self.cond_frame.shape[1]
 
 
+def capacity_bucket(n: int) -> int:
+    """Smallest power of two >= n (>= 1): object and slot counts are padded to these, which
+    bounds the number of compiled shapes."""
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
 def empty_bank(
     num_objects: int,
     num_cond: int,

@@ -14,13 +14,9 @@ import numpy as np
 
 from sam2_jax.build import SAM2Model
 from sam2_jax.data.frames import VideoFrames
-from sam2_jax.memory_bank import empty_bank
+from sam2_jax.memory_bank import capacity_bucket, empty_bank
 from sam2_jax.ops.interpolate import resize
 from sam2_jax.tracker import FramePrompt, track_chunk
-
-
-def _bucket(n: int) -> int:
-    return 1 << max(int(n) - 1, 0).bit_length()
 
 
 def prompt_mask_at_model_size(mask: np.ndarray, image_size: int) -> np.ndarray:
@@ -70,11 +66,11 @@ def track_video(
     start = max(mask_prompts) if reverse else min(mask_prompts)
     order = list(range(start, -1, -1)) if reverse else list(range(start, num_frames))
     chunk = chunk_size or cfg.tracking.chunk_size
-    o_pad = _bucket(num_objects)
+    o_pad = capacity_bucket(num_objects)
     hw = (s // cfg.backbone_stride) ** 2
     bank = empty_bank(
         o_pad,
-        _bucket(per_object.max()),
+        capacity_bucket(per_object.max()),
         cfg.num_maskmem - 1,
         cfg.max_obj_ptrs_in_encoder - 1,
         hw,

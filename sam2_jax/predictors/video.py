@@ -20,22 +20,18 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from sam2_jax import config as config_lib
-from sam2_jax.build import IMAGE_POSTPROCESSING, SAM2Model, abstract_params, init_params
-from sam2_jax.checkpoint.formats import load_params
+from sam2_jax.build import SAM2Model, build_sam2
 from sam2_jax.data.frames import load_video_frames
-from sam2_jax.memory_bank import MemoryBank, empty_bank
+from sam2_jax.memory_bank import MemoryBank, capacity_bucket, empty_bank
 from sam2_jax.models.sam2 import NO_OBJ_SCORE, SAM2
 from sam2_jax.ops.fill_holes import fill_holes_in_mask_scores
 from sam2_jax.ops.interpolate import resize
 from sam2_jax.ops.non_overlap import apply_non_overlapping_constraints
 from sam2_jax.tracker import FramePrompt, track_chunk, track_frame_features, tracking_prompt
 
-# What the official `build_sam2_video_predictor` adds with apply_postprocessing=True.
-VIDEO_POSTPROCESSING = IMAGE_POSTPROCESSING + (
-    "binarize_mask_from_pts_for_mem_enc=True",
-    "fill_hole_area=8",
-)
+# What the official `build_sam2_video_predictor` adds with apply_postprocessing=True, on top of
+# what `build_sam2` adds for images.
+VIDEO_POSTPROCESSING = ("binarize_mask_from_pts_for_mem_enc=True", "fill_hole_area=8")
 _COND, _NON_COND = "cond_frame_outputs", "non_cond_frame_outputs"
 
 
@@ -48,17 +44,8 @@ def build_sam2_video_predictor(
 ) -> "SAM2VideoPredictor":
     """The video predictor, like the official `build_sam2_video_predictor`."""
     extra = VIDEO_POSTPROCESSING if apply_postprocessing else ()
-    cfg = config_lib.load(config_name, (*extra, *overrides))
-    if ckpt_path is None:
-        params = init_params(cfg, seed)
-    else:
-        params = load_params(ckpt_path, abstract_params(cfg), cfg.name)
-    return SAM2VideoPredictor(SAM2Model(SAM2(cfg), {"params": params}, cfg))
-
-
-def _bucket(n: int) -> int:
-    """Smallest power of two >= n (>= 1): bounds the number of compiled shapes."""
-    return 1 << max(int(n) - 1, 0).bit_length()
+    model = build_sam2(config_name, ckpt_path, (*extra, *overrides), apply_postprocessing, seed)
+    return SAM2VideoPredictor(model)
 
 
 @functools.partial(jax.jit, static_argnames=("module",))
@@ -288,7 +275,7 @@ class SAM2VideoPredictor:
         self, state, obj_idx, frame_idx, is_init_cond, reverse, points, mask, prev
     ):
         n = 0 if points is None else len(points[1])
-        p = _bucket(max(n, 1))
+        p = capacity_bucket(max(n, 1))
         coords = np.zeros((1, p, 2), np.float32)
         labels = -np.ones((1, p), np.int32)
         if points is not None:
@@ -354,7 +341,7 @@ class SAM2VideoPredictor:
         hw, dm = s * s, c.memory_encoder.out_dim
         bank = empty_bank(
             num_objects or len(obj_indices),
-            _bucket(most),
+            capacity_bucket(most),
             c.num_maskmem - 1,
             c.max_obj_ptrs_in_encoder - 1,
             hw,
@@ -484,7 +471,7 @@ class SAM2VideoPredictor:
             return
         n_obj = len(state["obj_ids"])
         objects = list(range(n_obj))
-        o = _bucket(n_obj)
+        o = capacity_bucket(n_obj)
         bank = self._seed_bank(state, objects, start, reverse, num_objects=o)
         chunk = self.cfg.tracking.chunk_size
         module, params = self.model.module, self.model.params
