@@ -1,7 +1,8 @@
-"""Video evaluation entry point: not implemented yet (the evaluation issue)."""
+"""Video object segmentation evaluation: `python eval.py -h` (see sam2_jax/eval/run.py)."""
 
 import sys
 
+from sam2_jax.eval.run import main
+
 if __name__ == "__main__":
-    print("eval.py: not yet implemented (see the evaluation issue)", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(main())

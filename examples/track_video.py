@@ -17,16 +17,8 @@ import numpy as np
 from PIL import Image
 
 from sam2_jax import build_sam2_video_predictor
-
-COLOURS = {1: (30, 144, 255), 2: (255, 140, 0)}
-
-
-def overlay_frame(frame: np.ndarray, masks: dict[int, np.ndarray]) -> Image.Image:
-    """frame [H, W, 3] uint8 with each object's mask [H, W] blended in its colour."""
-    out = frame.astype(np.float32)
-    for obj_id, m in masks.items():
-        out[m] = 0.45 * out[m] + 0.55 * np.array(COLOURS.get(obj_id, (255, 0, 255)))
-    return Image.fromarray(out.astype(np.uint8))
+from sam2_jax.eval.formats import merge_object_masks
+from sam2_jax.eval.overlays import overlay_labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     for f, obj_ids, logits in predictor.propagate_in_video(
         state, max_frame_num_to_track=args.max_frames
     ):
-        masks = {oid: logits[i, 0] > 0 for i, oid in enumerate(obj_ids)}
-        gif.append(overlay_frame(frames.original(f), masks))
+        frame = frames.original(f)
+        masks = {oid: np.asarray(logits[i, 0]) > 0 for i, oid in enumerate(obj_ids)}
+        labels = merge_object_masks(masks, *frame.shape[:2])
+        gif.append(Image.fromarray(overlay_labels(frame, labels, alpha=0.55)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     gif[0].save(args.out, save_all=True, append_images=gif[1:], duration=80, loop=0)
     print(f"{len(gif)} frames tracked in {time.perf_counter() - t0:.1f}s -> {args.out}")

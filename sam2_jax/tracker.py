@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from sam2_jax.memory_bank import MemoryBank, MemoryLayout, memory_layout, write_frame
-from sam2_jax.models.sam2 import NO_OBJ_SCORE, SAM2, BackboneOutput, SamHeadsOutput
+from sam2_jax.models.sam2 import NO_OBJ_SCORE, SAM2, BackboneOutput
 from sam2_jax.ops.interpolate import resize
 
 
@@ -178,11 +178,7 @@ def _track_features(
     has_mask = jnp.zeros((o,), bool) if prompt.mask is None else prompt.has_mask
     if prompt.mask is not None and c.use_mask_input_as_output_without_sam:
         use_mask = prompt.has_mask & prompt.track
-        masked = jax.lax.cond(
-            jnp.any(use_mask),
-            lambda: model.use_mask_as_output(raw, high_res, prompt.mask),
-            lambda: _zero_mask_outputs(o, low_res.shape[-1], obj_ptr.shape[-1], c.image_size),
-        )
+        masked = model.use_mask_as_output(raw, high_res, prompt.mask)
         low_res = jnp.where(use_mask[:, None, None], masked.low_res_masks[:, 0], low_res)
         obj_ptr = jnp.where(use_mask[:, None], masked.obj_ptr, obj_ptr)
         score = jnp.where(use_mask[:, None], masked.object_score_logits, score)
@@ -203,12 +199,6 @@ def _track_features(
         mem_feats=mem if return_memory else None,
     )
     return out, bank
-
-
-def _zero_mask_outputs(o: int, s: int, c: int, image_size: int) -> SamHeadsOutput:
-    z = jnp.zeros((o, 1, s, s), jnp.float32)
-    zh = jnp.zeros((o, 1, image_size, image_size), jnp.float32)
-    return SamHeadsOutput(z, zh, jnp.zeros((o, 1)), z, zh, jnp.zeros((o, c)), jnp.zeros((o, 1)))
 
 
 def track_frame(
@@ -248,7 +238,7 @@ def track_frame(
 def track_chunk_fn(
     module: SAM2,
     params,
-    bank: MemoryBank,
+    banks: MemoryBank,
     images: jax.Array,
     prompts: FramePrompt,
     frame_ids: jax.Array,
@@ -257,28 +247,46 @@ def track_chunk_fn(
     direction: jax.Array,
     return_memory: bool = False,
 ) -> tuple[MemoryBank, FrameOutput]:
-    """`track_frame` under `lax.scan` over a chunk of L frames (padded ones are skipped).
+    """`track_frame` of B videos in lockstep under `lax.scan` over a chunk of L steps.
 
-    images [L, S, S, 3]; prompts with a leading L axis; frame_ids [L] int; frame_valid [L] bool.
-    Returns the bank after the chunk and the stacked outputs [L, ...].
+    banks: one bank per video, leading axis [B]; images [L, B, S, S, 3]; prompts with leading
+    [L, B] axes; frame_ids, frame_valid [L, B]; num_frames, direction [B]. A video's padded
+    frames (frame_valid False) leave its bank unchanged. A step where no video has a valid frame
+    is skipped, and the mask-prompt path runs only on steps with a mask prompt; both decisions
+    are taken for the whole batch (under `vmap` a per-video predicate would turn `lax.cond` into
+    computing both branches, with the parameters broadcast per video).
+    Returns the banks after the chunk and the stacked outputs [L, B, ...].
     """
+    per_video = jax.vmap(
+        lambda bank, image, prompt, t, n, d, valid: track_frame(
+            module, params, bank, image, prompt, t, n, d, valid, return_memory
+        )
+    )
 
-    def step(bank, xs):
+    def step(banks, xs):
         image, prompt, t, valid = xs
 
-        def run(bank):
-            out, bank = track_frame(
-                module, params, bank, image, prompt, t, num_frames, direction, valid, return_memory
+        def run(banks, prompt):
+            out, banks = per_video(banks, image, prompt, t, num_frames, direction, valid)
+            return banks, out
+
+        def run_valid(banks):
+            if prompt.mask is None:
+                return run(banks, prompt)
+            return jax.lax.cond(
+                jnp.any(prompt.has_mask & prompt.track & valid[:, None]),
+                lambda banks: run(banks, prompt),
+                lambda banks: run(banks, prompt.replace(mask=None, has_mask=None)),
+                banks,
             )
-            return bank, out
 
-        def skip(bank):  # padding frame: no compute, bank unchanged
-            shapes = jax.eval_shape(run, bank)[1]
-            return bank, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+        def skip(banks):  # padding step: no compute, banks unchanged
+            shapes = jax.eval_shape(run_valid, banks)[1]
+            return banks, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
 
-        return jax.lax.cond(valid, run, skip, bank)
+        return jax.lax.cond(jnp.any(valid), run_valid, skip, banks)
 
-    return jax.lax.scan(step, bank, (images, prompts, frame_ids, frame_valid))
+    return jax.lax.scan(step, banks, (images, prompts, frame_ids, frame_valid))
 
 
 def track_frame_features(
@@ -308,5 +316,5 @@ def track_frame_features(
 
 
 track_chunk = jax.jit(
-    track_chunk_fn, static_argnames=("module", "return_memory"), donate_argnames=("bank",)
+    track_chunk_fn, static_argnames=("module", "return_memory"), donate_argnames=("banks",)
 )

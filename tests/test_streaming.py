@@ -7,8 +7,7 @@ from video_scenarios import BEDROOM_HEIGHT, BEDROOM_WIDTH, copy_frames, ellipse_
 
 from sam2_jax.data.frames import load_video_frames
 from sam2_jax.predictors.video import build_sam2_video_predictor
-from sam2_jax.streaming import track_video
-from sam2_jax.tracker import track_chunk
+from sam2_jax.streaming import default_mesh, sharded_track_chunk, track_video
 
 SIZE = 128
 TOL = 1e-4  # same math; prompted-frame memory comes from a different XLA program (fusion order)
@@ -39,6 +38,7 @@ def test_streaming_equals_predictor_and_compiles_once(tmp_path, predictor):
     stored = state["output_dict_per_obj"]
 
     frames = load_video_frames(video, SIZE)
+    track_chunk = sharded_track_chunk(predictor.model.module, default_mesh())
     before = track_chunk._cache_size()
     seen = []
     for f, low_res, _ in track_video(predictor.model, frames, {0: {0: m1, 1: m2}}, 2):

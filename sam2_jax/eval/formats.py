@@ -607,8 +607,28 @@ def score_video(
     exclude_void: bool = False,
     bound_th: float = BOUND_TH,
 ) -> list[ObjectScores]:
-    """Per-object per-frame J and F of the predictions of `video` under `pred_root`.
+    """Per-object per-frame J and F of the prediction PNGs of `video` under `pred_root`
+    (see `score_predictions`)."""
+    return score_predictions(
+        video,
+        functools.partial(read_prediction_labels, pred_root, video),
+        functools.partial(read_prediction_object, pred_root, video),
+        exclude_void,
+        bound_th,
+    )
 
+
+def score_predictions(
+    video: Video,
+    labels: Callable[[int], np.ndarray],
+    object_mask: Callable[[int, int], np.ndarray],
+    exclude_void: bool = False,
+    bound_th: float = BOUND_TH,
+) -> list[ObjectScores]:
+    """Per-object per-frame J and F of a prediction of `video`.
+
+    labels(t): predicted object ids [H, W] of frame t (label formats); object_mask(k, t):
+    predicted mask [H, W] of sav object k on frame t. Frames are read lazily.
     davis, mose: `davis_sequence_scores` (every frame must be annotated); ytvos:
     `first_appearance_scores` over the annotated frames; sav: `sav_object_scores` per object
     over its annotated frames. `ObjectScores.frames` are indices into `video.frame_files`.
@@ -622,20 +642,16 @@ def score_video(
             )
         frames = range(video.num_frames)
         gt = _LazyFrames(video.read_labels, frames)
-        pred = _LazyFrames(functools.partial(read_prediction_labels, pred_root, video), frames)
-        return davis_sequence_scores(gt, pred, exclude_void, bound_th)
+        return davis_sequence_scores(gt, _LazyFrames(labels, frames), exclude_void, bound_th)
     if video.format == "ytvos":
         frames = video.annotated
         gt = _LazyFrames(video.read_labels, frames)
-        pred = _LazyFrames(functools.partial(read_prediction_labels, pred_root, video), frames)
-        scores = first_appearance_scores(gt, pred, True, bound_th)
+        scores = first_appearance_scores(gt, _LazyFrames(labels, frames), True, bound_th)
         return [_to_video_frames(s, frames) for s in scores]
     scores = []
     for object_id, frames in video.object_frames.items():
         gt = _LazyFrames(functools.partial(video.read_object_mask, object_id), frames)
-        pred = _LazyFrames(
-            functools.partial(read_prediction_object, pred_root, video, object_id), frames
-        )
+        pred = _LazyFrames(functools.partial(object_mask, object_id), frames)
         scores.append(
             _to_video_frames(sav_object_scores(object_id, gt, pred, True, bound_th), frames)
         )

@@ -472,7 +472,7 @@ class SAM2VideoPredictor:
         n_obj = len(state["obj_ids"])
         objects = list(range(n_obj))
         o = capacity_bucket(n_obj)
-        bank = self._seed_bank(state, objects, start, reverse, num_objects=o)
+        banks = jax.tree.map(lambda x: x[None], self._seed_bank(state, objects, start, reverse, o))
         chunk = self.cfg.tracking.chunk_size
         module, params = self.model.module, self.model.params
         d = -1 if reverse else 1
@@ -487,19 +487,19 @@ class SAM2VideoPredictor:
                     track[:, idx] = valid & np.array([f not in conds for f in ids])
                 prompts = tracking_prompt(track)
                 images = state["images"].frames(ids)
-                bank, out = track_chunk(
+                banks, out = track_chunk(  # a batch of one video: [L, 1, ...]
                     module,
                     params,
-                    bank,
-                    images,
-                    prompts,
-                    ids,
-                    valid,
-                    np.int32(num_frames),
-                    np.int32(d),
+                    banks,
+                    images[:, None],
+                    jax.tree.map(lambda x: x[:, None], prompts),
+                    ids[:, None],
+                    valid[:, None],
+                    np.full(1, num_frames, np.int32),
+                    np.full(1, d, np.int32),
                     return_memory=True,
                 )
-                out = jax.tree.map(np.asarray, out)
+                out = jax.tree.map(lambda x: np.asarray(x)[:, 0], out)
                 for step, f in enumerate(frames):
                     preds = []
                     for idx in objects:

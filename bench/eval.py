@@ -1,0 +1,96 @@
+"""Offline VOS evaluation throughput: `eval.py` vs the official predictor, same run, same CPU.
+
+    python -m bench.eval [--size 512] [--data ../shared/data/davis2017_mini] [--threads 2]
+
+Both sides get the same random weights (official -> .pt -> our converter), the same videos and
+the same first-frame mask prompts, and write the same palette PNGs (the `tools/vos_inference.py`
+loop: init_state, add_new_mask per object, propagate_in_video, logits > 0, save). Frames/s
+counts every frame of every video over the whole run, I/O included: ours once cold (compile
+included) and once warm (a second run in the same process), the official once (eager, fp32,
+inference_mode). The masks of both are compared pixel by pixel.
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import ROOT, machine
+
+DAVIS2017 = ROOT.parent / "shared" / "data" / "davis2017_mini"
+
+
+def _official_run(predictor, data: Path, out: Path) -> int:
+    import torch
+
+    from sam2_jax.eval.formats import list_videos, load_video, write_prediction
+
+    frames = 0
+    with torch.inference_mode():
+        for name in list_videos(data, "davis"):
+            video = load_video(data, "davis", name)
+            state = predictor.init_state(video_path=str(video.frames_dir))
+            for object_id, (t, mask) in video.initial_masks().items():
+                predictor.add_new_mask(state, t, object_id, mask)
+            segments = {}
+            for t, ids, logits in predictor.propagate_in_video(state):
+                segments[t] = {k: (logits[i, 0] > 0).numpy() for i, k in enumerate(ids)}
+            for t, masks in segments.items():
+                write_prediction(out, video, t, masks)
+            frames += video.num_frames
+    return frames
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--config", default="sam2.1_hiera_t")
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--data", type=Path, default=DAVIS2017)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+
+    import torch
+    from oracle import build_official, save_official_checkpoint
+
+    from sam2_jax.eval.formats import list_videos, load_video, read_label_png
+    from sam2_jax.eval.run import run
+
+    torch.set_num_threads(args.threads)
+    print(f"machine: {machine()}; torch threads {args.threads}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        official = build_official(
+            args.config, image_size=args.size, video=True, apply_postprocessing=False
+        )
+        official.fill_hole_area = 0
+        official.non_overlap_masks = True  # vos_inference's override for palette PNGs
+        ckpt = tmp / "model.pt"
+        save_official_checkpoint(official, ckpt)
+        ours_args = ["--config", args.config, "--checkpoint", str(ckpt), "--data", str(args.data)]
+        rows = []
+        for label in ("sam2-jax eval.py, cold (compile included)", "sam2-jax eval.py, warm"):
+            summary = run([*ours_args, "--out", str(tmp / label[-4:]), f"image_size={args.size}"])
+            r = summary["run"]
+            rows.append((label, r["frames_this_run"], r["seconds_this_run"]))
+        t0 = time.perf_counter()
+        frames = _official_run(official, args.data, tmp / "official")
+        rows.append(("official SAM2VideoPredictor", frames, time.perf_counter() - t0))
+        same = total = 0
+        for name in list_videos(args.data, "davis"):
+            video = load_video(args.data, "davis", name)
+            for t in range(video.num_frames):
+                a = read_label_png(tmp / "warm" / name / f"{video.frame_names[t]}.png")
+                b = read_label_png(tmp / "official" / name / f"{video.frame_names[t]}.png")
+                same, total = same + int((a == b).sum()), total + a.size
+    print(f"{args.config} at {args.size} px, fp32, {args.data.name}: {rows[0][1]} frames")
+    print("| run | frames | seconds | frames/s | vs official |")
+    print("|---|---|---|---|---|")
+    official_fps = rows[-1][1] / rows[-1][2]
+    for label, n, seconds in rows:
+        fps = n / seconds
+        print(f"| {label} | {n} | {seconds:.1f} | {fps:.2f} | {fps / official_fps:.2f}x |")
+    print(f"masks equal to the official on {100 * same / total:.5f}% of pixels")
+
+
+if __name__ == "__main__":
+    main()
