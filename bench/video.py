@@ -71,8 +71,10 @@ def fps(args) -> None:
 
     torch.set_num_threads(args.threads)
     print(f"machine: {machine()}; torch threads {args.threads}")
-    print(f"sam2.1_hiera_t, fp32, steady state: frames {args.frames}-{2 * args.frames - 1} of a "
-          "propagation, after one warm-up propagation")
+    print(
+        f"sam2.1_hiera_t, fp32, steady state: frames {args.frames}-{2 * args.frames - 1} of a "
+        "propagation, after one warm-up propagation"
+    )
     print("| size | objects | sam2-jax frames/s | official frames/s | speed-up |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

@@ -250,7 +250,9 @@ def _write_layout(root: Path, fmt: str, seed: int) -> str:
             write_label_png(annotations / f"{t:05d}.png", labels)
         else:
             for k in (1, 2):
-                write_label_png(annotations / f"{k:03d}" / f"{t:05d}.png", labels == k)
+                write_label_png(
+                    annotations / f"{k:03d}" / f"{t:05d}.png", (labels == k).astype(np.uint8)
+                )
     return name
 
 
