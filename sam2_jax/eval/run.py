@@ -259,13 +259,19 @@ def _groups(videos: list[Video], size: int) -> list[list[Video]]:
     return groups
 
 
-def _finish(out: Path, video: Video, overlays: bool, rounds=()) -> VideoRecord:
+def _finish(out: Path, video: Video, overlays: bool, bar, rounds=()) -> VideoRecord:
+    """Score a video's written prediction, write overlays and its record."""
     scores = tuple(score_video(video, out))
     if overlays:
         _write_overlays(out, video, [s.object_id for s in scores])
     record = VideoRecord(video.name, video.num_frames, scores, tuple(tuple(r) for r in rounds))
     write_record(out, record)
+    bar.set_postfix_str(f"{video.name} J&F {_jf(scores):.3f}")
     return record
+
+
+def _jf(scores) -> float:
+    return float(np.mean([(s.j.mean() + s.f.mean()) / 2 for s in scores])) if scores else 0.0
 
 
 def _run_semi(args, model: SAM2Model, videos, out: Path, bar) -> list[VideoRecord]:
@@ -275,7 +281,7 @@ def _run_semi(args, model: SAM2Model, videos, out: Path, bar) -> list[VideoRecor
     for group in _groups(videos, size):
         try:
             for video in predict_videos(model, group, out, mesh, args.score_thresh, bar.update):
-                records.append(_finish(out, video, args.overlays))
+                records.append(_finish(out, video, args.overlays, bar))
         except (OSError, ValueError) as err:
             if len(group) == 1:
                 records.append(_failure(group[0].name, err, args.on_error))
@@ -290,7 +296,7 @@ def _run_semi(args, model: SAM2Model, videos, out: Path, bar) -> list[VideoRecor
 def _run_semi_single(args, model, video, out, bar) -> list[VideoRecord]:
     try:
         return [
-            _finish(out, done, args.overlays)
+            _finish(out, done, args.overlays, bar)
             for done in predict_videos(model, [video], out, None, args.score_thresh, bar.update)
         ]
     except (OSError, ValueError) as err:
@@ -310,7 +316,7 @@ def _run_clicks(args, model: SAM2Model, videos, out: Path, bar) -> list[VideoRec
             for t in range(video.num_frames):
                 masks = prediction.get(t, {})
                 write_prediction(out, video, t, {k: masks.get(k, empty) for k in ids})
-            records.append(_finish(out, video, args.overlays, history))
+            records.append(_finish(out, video, args.overlays, bar, history))
         except (OSError, ValueError) as err:
             records.append(_failure(video.name, err, args.on_error))
     return records
@@ -384,7 +390,8 @@ def run(argv: Sequence[str]) -> dict:
     pending = [v for v in videos if not _is_done(out, v)]
     passes = 2 * args.rounds if args.protocol == "clicks" else 1
     start = time.perf_counter()
-    with tqdm(total=sum(v.num_frames for v in pending) * passes, unit="frame") as bar:
+    total = sum(v.num_frames for v in pending) * passes
+    with tqdm(total=total, unit="frame", desc=f"{len(pending)} videos") as bar:
         protocol = _run_clicks if args.protocol == "clicks" else _run_semi
         records = protocol(args, model, pending, out, bar)
     seconds = time.perf_counter() - start
