@@ -97,6 +97,50 @@ def _assemble_memory(model: SAM2, bank: MemoryBank, layout: MemoryLayout):
     )
 
 
+def use_multimask(cfg, num_points: jax.Array, is_init_cond: jax.Array) -> jax.Array:
+    """`SAM2Base._use_multimask`: num_points, is_init_cond [...] -> [...] bool."""
+    return (
+        cfg.multimask_output_in_sam
+        & (is_init_cond | cfg.multimask_output_for_tracking)
+        & (num_points >= cfg.multimask_min_pt_num)
+        & (num_points <= cfg.multimask_max_pt_num)
+    )
+
+
+def condition_on_bank(
+    model: SAM2,
+    bank: MemoryBank,
+    vision_features: jax.Array,
+    vision_pos: jax.Array,
+    t: jax.Array,
+    num_frames: jax.Array,
+    direction: jax.Array,
+    deterministic: bool,
+) -> jax.Array:
+    """Memory attention of frame t over what the bank holds for it (`SAM2.apply` method).
+
+    vision_features [O, h, w, C], vision_pos [h, w, C] -> [O, h, w, C]. Pointers of future
+    conditioning frames are used in training and dropped in evaluation (deterministic), as the
+    official `only_obj_ptrs_in_the_past_for_eval`.
+    """
+    c = model.cfg
+    layout = memory_layout(
+        bank,
+        t,
+        num_frames,
+        direction,
+        num_maskmem=c.num_maskmem,
+        max_obj_ptrs=c.max_obj_ptrs_in_encoder,
+        max_cond_frames=c.max_cond_frames_in_attn,
+        signed_ptr_pos=c.use_signed_tpos_enc_to_obj_ptrs,
+        only_past_ptrs=c.only_obj_ptrs_in_the_past_for_eval and deterministic,
+    )
+    memory, memory_pos, memory_valid, n_ptr = _assemble_memory(model, bank, layout)
+    return model.condition_on_memory(
+        vision_features, vision_pos, memory, memory_pos, memory_valid, n_ptr, deterministic
+    )
+
+
 def _track_step(
     model: SAM2,
     bank: MemoryBank,
@@ -134,31 +178,14 @@ def _track_features(
     raw = jnp.broadcast_to(bb.vision_features, (o, *bb.vision_features.shape[1:]))
     high_res = tuple(jnp.broadcast_to(f, (o, *f.shape[1:])) for f in bb.backbone_fpn[:2])
 
-    layout = memory_layout(
-        bank,
-        t,
-        num_frames,
-        direction,
-        num_maskmem=c.num_maskmem,
-        max_obj_ptrs=c.max_obj_ptrs_in_encoder,
-        max_cond_frames=c.max_cond_frames_in_attn,
-        signed_ptr_pos=c.use_signed_tpos_enc_to_obj_ptrs,
-        only_past_ptrs=c.only_obj_ptrs_in_the_past_for_eval and deterministic,
-    )
-    memory, memory_pos, memory_valid, n_ptr = _assemble_memory(model, bank, layout)
-    conditioned = model.condition_on_memory(
-        raw, bb.vision_pos_enc[-1][0], memory, memory_pos, memory_valid, n_ptr, deterministic
+    conditioned = condition_on_bank(
+        model, bank, raw, bb.vision_pos_enc[-1][0], t, num_frames, direction, deterministic
     )
     no_mem = model.add_no_mem_embed(raw)
     pix = jnp.where(prompt.is_init_cond[:, None, None, None], no_mem, conditioned)
 
     num_points = jnp.sum(prompt.point_labels >= 0, axis=1)
-    multimask = (
-        c.multimask_output_in_sam
-        & (prompt.is_init_cond | c.multimask_output_for_tracking)
-        & (num_points >= c.multimask_min_pt_num)
-        & (num_points <= c.multimask_max_pt_num)
-    )
+    multimask = use_multimask(c, num_points, prompt.is_init_cond)
     if prompt.prev_logits is None:
         s = 4 * raw.shape[1]
         prev, has_prev = jnp.zeros((o, s, s), jnp.float32), jnp.zeros((o,), bool)

@@ -1,0 +1,1 @@
+"""Training: losses, optimizer, prompt simulation, train step."""
