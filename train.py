@@ -1,7 +1,8 @@
-"""Training entry point: not implemented yet (the training issue)."""
+"""SAM 2 training: `python train.py -h` (see sam2_jax/train/run.py)."""
 
 import sys
 
+from sam2_jax.train.run import main
+
 if __name__ == "__main__":
-    print("train.py: not yet implemented (see the training issue)", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Training configs: `python train.py --config configs/train/default.py[:ARG] [key=value ...]`.
+
+ARG: "" (default) the small CPU run on synthetic videos (reduced Hiera at 128 px);
+"mose_finetune" the official sam2.1 MOSE fine-tune recipe (base+ at 1024 px, 8 frames,
+3 objects, lr 5e-6 / vision 3e-6, 40 epochs of MOSE in the PNG layout under data.root).
+Every field is overridable; the sub-configs' fields are those of `ClipConfig`, `PromptConfig`,
+`LossConfig` and `OptimizerConfig`.
+"""
+
+import dataclasses
+
+import ml_collections
+
+from sam2_jax.data.clips import ClipConfig
+from sam2_jax.train.losses import LossConfig
+from sam2_jax.train.optimizer import OptimizerConfig
+from sam2_jax.train.prompts import PromptConfig
+
+
+def _fields(config_class, **changes) -> dict:
+    return {**dataclasses.asdict(config_class()), **changes}
+
+
+def get_config(arg: str = "") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.model = "sam2.1_test_tiny"  # model config name (configs/models/sam2.py) or file
+    c.model_overrides = ("image_size=128", "tracking.memory_dtype=float32")
+    c.init_from = ""  # official .pt, orbax params or HF checkpoint to fine-tune from
+    c.dtype = "float32"  # compute dtype (bfloat16: params and optimizer state stay fp32)
+    c.seed = 0
+    c.run_dir = "runs/default"
+    c.total_steps = 600
+    c.batch_size = 2  # clips per step, over all hosts
+    c.grad_accum_steps = 1
+    c.nan_policy = "stop"  # "stop": keep the last good checkpoint and exit; "skip": go on
+    c.data = dict(
+        source="synthetic",  # synthetic | png | sav | sa1b | array_record
+        root="",  # dataset folder (png: JPEGImages/ + Annotations/) or .array_record file
+        num_videos=512,  # synthetic: videos (seeds seed .. seed + num_videos - 1)
+        video_frames=12,
+        video_height=128,
+        video_width=160,
+        video_objects=3,
+        num_threads=0,
+    )
+    c.clip = _fields(ClipConfig, num_frames=4, max_num_objects=3, image_size=128)
+    c.prompts = _fields(PromptConfig, num_correction_pt_per_frame=3)
+    c.loss = _fields(LossConfig)
+    c.optimizer = _fields(
+        OptimizerConfig, base_lr=3e-4, base_lr_end=3e-5, vision_lr=3e-4, vision_lr_end=3e-5,
+        grad_clip_norm=1.0, warmup_steps=20,
+    )  # fmt: skip
+    c.mesh = dict(data=-1, fsdp=1, model=1)
+    c.fsdp_min_size = 2**16
+    c.checkpoint = dict(every_steps=100, max_to_keep=3)
+    c.log_every = 10
+    c.peak_flops_per_device = 0.0  # for the MFU estimate (0: not reported)
+    # eval.py on a held-out synthetic split every `every_steps` (0: at the end, < 0: never)
+    c.eval = dict(every_steps=0, data="runs/synthetic_val", max_videos=8)
+    if arg == "mose_finetune":
+        c.model, c.model_overrides, c.dtype = "sam2.1_hiera_b+", (), "bfloat16"
+        c.init_from = "checkpoints/sam2.1_hiera_base_plus.pt"
+        c.run_dir, c.batch_size, c.total_steps = "runs/mose_finetune", 8, 40 * 1000
+        c.data.source, c.data.root = "png", "data/MOSE/train"
+        c.clip = _fields(ClipConfig)
+        c.prompts = _fields(PromptConfig)
+        c.optimizer = _fields(OptimizerConfig)
+        c.model_overrides = ("image_encoder.trunk.drop_path_rate=0.1",)
+    elif arg:
+        raise ValueError(f"unknown training config argument {arg!r}; known: '', mose_finetune")
+    return c

@@ -1,0 +1,313 @@
+"""`train.py`: the SAM 2 training loop (in the style of MaxText's train.py).
+
+    python train.py [--config configs/train/default.py[:ARG]] [--resume] [key=value ...]
+
+One step: a batch from the grain pipeline (clips sampled and augmented as the official
+trainer), a prompt plan drawn on the host from (seed, step), and the jitted `train_step`
+sharded over a (data, fsdp, model) mesh. Checkpoints (orbax, async): the train state and the data
+iterator state every `checkpoint.every_steps`, at the end, and on SIGTERM; `--resume` continues
+from the latest one and reproduces an uninterrupted run bit for bit. Logs: a tqdm bar,
+`<run_dir>/metrics.jsonl`, TensorBoard events in `<run_dir>/tb`. At the end the params are
+exported (`<run_dir>/params`, orbax) with `<run_dir>/model.json`, which `eval.py` uses by
+default, and evaluated on a held-out synthetic split with the `eval.py` code.
+"""
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from tqdm import tqdm
+
+from sam2_jax import config as config_lib
+from sam2_jax.build import build_sam2
+from sam2_jax.checkpoint.formats import save_params
+from sam2_jax.data import sources
+from sam2_jax.data.clips import ClipConfig
+from sam2_jax.data.pipeline import make_train_dataset
+from sam2_jax.train.forward import TrainBatch
+from sam2_jax.train.losses import LossConfig
+from sam2_jax.train.optimizer import OptimizerConfig, learning_rate, make_optimizer
+from sam2_jax.train.prompts import PromptConfig, sample_plan
+from sam2_jax.train.sharding import batch_sharding, make_mesh, shardings
+from sam2_jax.train.step import TrainState, init_state, jit_train_step
+from sam2_jax.transforms import IMAGE_MEAN, IMAGE_STD
+
+DEFAULT_CONFIG = "configs/train/default.py"
+
+
+class TrainError(Exception):
+    """A problem with the command line, the config, the data or the run folder (exit 2)."""
+
+
+def _dataclass(cls, fields: ml_collections.ConfigDict):
+    values = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in fields.items()}
+    return cls(**values)
+
+
+def make_source(data: ml_collections.ConfigDict, seed: int):
+    """The training source named by `data.source`."""
+    if data.source == "synthetic":
+        return sources.SyntheticSource(
+            data.num_videos, seed, data.video_frames, data.video_height, data.video_width,
+            data.video_objects,
+        )  # fmt: skip
+    root = Path(data.root)
+    if not root.exists():
+        raise TrainError(f"data.root '{root}' does not exist")
+    if data.source == "png":
+        return sources.PNGVideoSource(root / "JPEGImages", root / "Annotations")
+    if data.source == "sav":
+        return sources.SAVSource(root)
+    if data.source == "sa1b":
+        return sources.SA1BSource(root)
+    if data.source == "array_record":
+        return sources.ArrayRecordSource([str(root)])
+    raise TrainError(
+        f"unknown data.source {data.source!r}; expected synthetic, png, sav, sa1b, array_record"
+    )
+
+
+def host_batch(example: dict[str, np.ndarray]) -> TrainBatch:
+    """A pipeline batch -> TrainBatch (images normalised to f32)."""
+    images = (example["images"] / np.float32(255) - np.float32(IMAGE_MEAN)) / np.float32(IMAGE_STD)
+    return TrainBatch(images.astype(np.float32), example["masks"], example["object_valid"])
+
+
+def batch_plan(batch: TrainBatch, prompts: PromptConfig, seed: int, step: int):
+    """The prompts of step `step`: a function of (seed, step) only, so a resumed run draws the
+    same ones. Objects are flattened clip-major, as `clip_forward` does."""
+    b, t, o = batch.masks.shape[:3]
+    masks = np.moveaxis(batch.masks, 1, 0).reshape(t, b * o, *batch.masks.shape[3:])
+    rng = np.random.default_rng([seed, step, 0])
+    point_rng = np.random.default_rng([seed, step, 1])
+    return sample_plan(rng, point_rng, masks, prompts)
+
+
+def _checkpoint_manager(run_dir: Path, cfg) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=cfg.checkpoint.max_to_keep, enable_async_checkpointing=True
+    )
+    return ocp.CheckpointManager(run_dir / "checkpoints", options=options)
+
+
+def _save(manager: ocp.CheckpointManager, state: TrainState, data_iter) -> None:
+    step = int(state.step)
+    data_state = json.dumps(data_iter.get_state(), default=str)
+    manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), data=ocp.args.JsonSave({"iterator": data_state})
+        ),
+    )
+
+
+def _restore(manager, step: int, abstract_state, data_iter) -> TrainState:
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+        ),
+    )
+    data_iter.set_state(json.loads(restored["data"]["iterator"]))
+    return restored["state"]
+
+
+def _initial_params(cfg, model_cfg_overrides):
+    model = build_sam2(
+        cfg.model,
+        cfg.init_from or None,
+        model_cfg_overrides,
+        apply_postprocessing=False,
+        seed=cfg.seed,
+    )
+    return model
+
+
+class _Logger:
+    """metrics.jsonl and TensorBoard events (process 0 only)."""
+
+    def __init__(self, run_dir: Path):
+        from tensorboardX import SummaryWriter
+
+        self.enabled = jax.process_index() == 0
+        if self.enabled:
+            self.jsonl = open(run_dir / "metrics.jsonl", "a")
+            self.writer = SummaryWriter(str(run_dir / "tb"))
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"step": step, **metrics}) + "\n")
+        self.jsonl.flush()
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.jsonl.close()
+            self.writer.close()
+
+
+def _export(run_dir: Path, cfg, params) -> Path:
+    """Params for inference (`<run_dir>/params`, orbax) and `<run_dir>/model.json`."""
+    path = save_params(params, run_dir / "params", cfg.model)
+    model_json = {"config": cfg.model, "overrides": list(cfg.model_overrides),
+                  "checkpoint": str(path)}  # fmt: skip
+    (run_dir / "model.json").write_text(json.dumps(model_json, indent=2) + "\n")
+    return path
+
+
+def _evaluate(run_dir: Path, cfg, step: int) -> dict:
+    """The `eval.py` semi-supervised run of the exported params on `cfg.eval.data`."""
+    from sam2_jax.data.synthetic import write_davis_dataset
+    from sam2_jax.eval.run import DEFAULT_SYNTHETIC_VAL, SYNTHETIC_VAL_SEEDS, run
+
+    data = Path(cfg.eval.data)
+    if data == DEFAULT_SYNTHETIC_VAL and not (data / "ImageSets").is_dir():
+        write_davis_dataset(data, SYNTHETIC_VAL_SEEDS, split="val")
+    out = run_dir / f"eval_step{step:06d}"
+    summary = run(
+        ["--config", cfg.model, "--checkpoint", str(run_dir / "params"), "--data", str(data),
+         "--out", str(out), "--max-videos", str(cfg.eval.max_videos), *cfg.model_overrides]
+    )  # fmt: skip
+    return summary
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="train.py", description="SAM 2 training.")
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="config file[:arg]")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--distributed", action="store_true", help="jax.distributed.initialize()")
+    p.add_argument("overrides", nargs="*", help="config overrides key=value")
+    return p.parse_args(argv)
+
+
+def train(argv: Sequence[str]) -> dict[str, Any]:
+    """The training command; returns the last metrics."""
+    args = _parse(argv)
+    if args.distributed:
+        jax.distributed.initialize()
+    cfg = config_lib.load(args.config, args.overrides)
+    if cfg.nan_policy not in ("stop", "skip"):
+        raise TrainError(f"nan_policy must be 'stop' or 'skip', got {cfg.nan_policy!r}")
+    run_dir = Path(cfg.run_dir)
+    manager = _checkpoint_manager(run_dir, cfg)
+    if manager.latest_step() is not None and not args.resume:
+        raise TrainError(
+            f"'{run_dir}' already holds checkpoints (latest step {manager.latest_step()}); pass "
+            "--resume to continue it, or another run_dir=... (nothing was overwritten)"
+        )
+    model_overrides = (*cfg.model_overrides, f"dtype={cfg.dtype}")
+    clip_cfg = _dataclass(ClipConfig, cfg.clip)
+    prompts = _dataclass(PromptConfig, cfg.prompts)
+    loss_cfg = _dataclass(LossConfig, cfg.loss)
+    opt_cfg = _dataclass(OptimizerConfig, cfg.optimizer)
+    image_size = config_lib.load(cfg.model, model_overrides).image_size
+    if clip_cfg.image_size != image_size:
+        raise TrainError(
+            f"clip.image_size={clip_cfg.image_size} but the model's image_size is "
+            f"{image_size}; set both"
+        )
+    source = make_source(cfg.data, cfg.seed)
+    model = _initial_params(cfg, model_overrides)
+    mesh = make_mesh(**cfg.mesh)
+    if cfg.batch_size % (mesh.shape["data"] * mesh.shape["fsdp"]):
+        raise TrainError(f"batch_size={cfg.batch_size} is not divisible by data x fsdp devices")
+    tx = make_optimizer(model.params["params"], opt_cfg, cfg.total_steps)
+    if cfg.grad_accum_steps > 1:
+        import optax
+
+        tx = optax.MultiSteps(tx, cfg.grad_accum_steps)
+    state = init_state(model.params["params"], tx, cfg.seed)
+    state_sharding = shardings(state, mesh, fsdp_min_size=cfg.fsdp_min_size)
+    data_sharding = batch_sharding(mesh)
+    step_fn = jit_train_step(
+        model.module, tx, loss_cfg, prompts.max_cond_frames(clip_cfg.num_frames),
+        state_sharding, data_sharding,
+    )  # fmt: skip
+    per_host = cfg.batch_size // jax.process_count()
+    dataset = make_train_dataset(
+        source, clip_cfg, cfg.seed, per_host, jax.process_index(), jax.process_count(),
+        num_threads=cfg.data.num_threads,
+    )  # fmt: skip
+    data_iter = iter(dataset)
+    if args.resume and manager.latest_step() is not None:
+        abstract = jax.tree.map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, state_sharding
+        )
+        state = _restore(manager, manager.latest_step(), abstract, data_iter)
+    else:
+        state = jax.device_put(state, state_sharding)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(cfg.to_json(indent=2) + "\n")
+    stop = {"signal": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))
+    logger = _Logger(run_dir)
+    start_step = int(state.step)
+    metrics: dict[str, Any] = {}
+    try:
+        bar = tqdm(total=cfg.total_steps, initial=start_step, unit="step", desc="train")
+        for step in range(start_step, cfg.total_steps):
+            t0 = time.perf_counter()
+            batch = host_batch(next(data_iter))
+            plan = batch_plan(batch, prompts, cfg.seed, step)
+            state, out = step_fn(state, jax.device_put(batch, data_sharding), plan)
+            out = {k: float(v) for k, v in out.items()}
+            seconds = time.perf_counter() - t0
+            if not out["finite"] and cfg.nan_policy == "stop":
+                manager.wait_until_finished()
+                raise TrainError(
+                    f"non-finite loss or gradient at step {step} (loss {out['core_loss']}, grad "
+                    f"norm {out['grad_norm']}); the last good checkpoint is step "
+                    f"{manager.latest_step()} (nan_policy=skip to go on)"
+                )
+            bar.update(1)
+            bar.set_postfix(loss=f"{out['core_loss']:.3f}")
+            metrics = {
+                **out,
+                "lr": float(learning_rate(step, cfg.total_steps, opt_cfg, vision=False)),
+                "lr_vision": float(learning_rate(step, cfg.total_steps, opt_cfg, vision=True)),
+                "step_seconds": seconds,
+                "clips_per_second": cfg.batch_size / seconds,
+            }
+            if (step + 1) % cfg.log_every == 0 or step == start_step:
+                logger.log(step + 1, metrics)
+            done = step + 1 == cfg.total_steps
+            if (step + 1) % cfg.checkpoint.every_steps == 0 or done or stop["signal"]:
+                _save(manager, state, data_iter)
+            every = cfg.eval.every_steps
+            evaluate = done if every == 0 else every > 0 and (step + 1) % every == 0
+            if jax.process_index() == 0 and (done or evaluate):
+                _export(run_dir, cfg, jax.device_get(state.params))
+            if jax.process_index() == 0 and evaluate:
+                summary = _evaluate(run_dir, cfg, step + 1)
+                metrics["eval_J&F"] = summary["J&F-Mean"]
+                logger.log(step + 1, {"eval_J&F": summary["J&F-Mean"]})
+            if stop["signal"]:
+                break
+        bar.close()
+    finally:
+        manager.wait_until_finished()
+        logger.close()
+    return metrics
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        metrics = train(sys.argv[1:] if argv is None else argv)
+    except (TrainError, FileNotFoundError, ValueError, KeyError, TypeError) as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 2
+    if metrics:
+        print(f"done: loss {metrics.get('core_loss', float('nan')):.4f}, "
+              f"eval J&F {metrics.get('eval_J&F')}")  # fmt: skip
+    return 0
