@@ -29,7 +29,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.dtype = "float32"  # compute dtype (bfloat16: params and optimizer state stay fp32)
     c.seed = 0
     c.run_dir = "runs/default"
-    c.total_steps = 600
+    c.total_steps = 300
     c.batch_size = 2  # clips per step, over all hosts
     c.grad_accum_steps = 1
     c.nan_policy = "stop"  # "stop": keep the last good checkpoint and exit; "skip": go on
@@ -58,7 +58,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     # eval.py on a held-out synthetic split every `every_steps` (0: at the end, < 0: never)
     c.eval = dict(every_steps=0, data="runs/synthetic_val", max_videos=8)
     if arg == "mose_finetune":
-        c.model, c.model_overrides, c.dtype = "sam2.1_hiera_b+", (), "bfloat16"
+        c.model, c.dtype = "sam2.1_hiera_b+", "bfloat16"
         c.init_from = "checkpoints/sam2.1_hiera_base_plus.pt"
         c.run_dir, c.batch_size, c.total_steps = "runs/mose_finetune", 8, 40 * 1000
         c.data.source, c.data.root = "png", "data/MOSE/train"
