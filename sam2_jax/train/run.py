@@ -121,7 +121,8 @@ def _restore(manager, step: int, abstract_state, data_iter) -> TrainState:
     return restored["state"]
 
 
-def _initial_params(cfg, model_cfg_overrides):
+def _initial_model(cfg, model_cfg_overrides):
+    """The model to train: random weights from `seed`, or `init_from` (checked strictly)."""
     model = build_sam2(
         cfg.model,
         cfg.init_from or None,
@@ -218,7 +219,7 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
             f"{image_size}; set both"
         )
     source = make_source(cfg.data, cfg.seed)
-    model = _initial_params(cfg, model_overrides)
+    model = _initial_model(cfg, model_overrides)
     mesh = make_mesh(**cfg.mesh)
     if cfg.batch_size % (mesh.shape["data"] * mesh.shape["fsdp"]):
         raise TrainError(f"batch_size={cfg.batch_size} is not divisible by data x fsdp devices")
