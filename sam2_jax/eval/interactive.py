@@ -90,7 +90,7 @@ def click_rounds(
     prediction: Prediction = {}
     history: list[list[ObjectScores]] = []
     clicks = {k: (t, error_center_click(m)) for k, (t, m) in video.initial_masks().items()}
-    for _ in range(rounds):
+    for round_index in range(rounds):
         for object_id, (t, (x, y, label)) in sorted(clicks.items()):
             predictor.add_new_points_or_box(
                 state, t, object_id, points=[[x, y]], labels=[label], clear_old_points=False
@@ -101,5 +101,6 @@ def click_rounds(
             if max(frames) > 0:
                 _propagate(predictor, state, prediction, max(frames), True, score_thresh, on_frame)
         history.append(score_prediction(video, prediction))
-        clicks = correction_clicks(video, prediction, history[-1])
+        if round_index + 1 < rounds:
+            clicks = correction_clicks(video, prediction, history[-1])
     return prediction, history
