@@ -20,7 +20,7 @@ CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 MODELS_FILE = CONFIGS_DIR / "models" / "sam2.py"
 
 
-def _load_module(path: Path) -> ModuleType:
+def load_module(path: Path) -> ModuleType:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     spec = importlib.util.spec_from_file_location(f"sam2_jax_config_{path.stem}", path)
@@ -31,13 +31,13 @@ def _load_module(path: Path) -> ModuleType:
 
 def model_config(name: str) -> ml_collections.ConfigDict:
     """The (unlocked) model config of an official model name, e.g. `sam2.1_hiera_b+`."""
-    return _load_module(MODELS_FILE).get_config(name)
+    return load_module(MODELS_FILE).get_config(name)
 
 
 def _resolve(spec: str) -> ml_collections.ConfigDict:
     path, _, arg = spec.partition(":")
     if path.endswith(".py"):
-        module = _load_module(Path(path))
+        module = load_module(Path(path))
         return module.get_config(arg) if arg else module.get_config()
     return model_config(spec)
 

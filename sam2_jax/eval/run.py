@@ -3,6 +3,7 @@
     python eval.py --config sam2.1_hiera_t --checkpoint FILE --data DIR --format davis \
         --out DIR [--protocol semi|clicks --rounds K] [k=v model overrides]
     python eval.py score --data DIR --pred DIR --format davis
+    python eval.py baseline [--data DIR --out DIR]   # copy each first-frame mask to all frames
     python eval.py                 # the default run: a synthetic validation set and the model
                                    # of `python train.py`'s default run
 
@@ -33,6 +34,7 @@ from tqdm import tqdm
 from sam2_jax.build import SAM2Model
 from sam2_jax.data.frames import load_video_frames
 from sam2_jax.data.synthetic import write_davis_dataset
+from sam2_jax.eval.baseline import write_copy_first_frame
 from sam2_jax.eval.formats import (
     FORMATS,
     Video,
@@ -63,6 +65,7 @@ from sam2_jax.streaming import DATA_AXIS
 DEFAULT_TRAIN_RUN = Path("runs/default")  # `python train.py` writes model.json there
 DEFAULT_SYNTHETIC_VAL = Path("runs/synthetic_val")
 SYNTHETIC_VAL_SEEDS = tuple(range(100_000, 100_008))  # disjoint from training seeds (< 100_000)
+DEFAULT_BASELINE_OUT = Path("runs/baselines/copy_first_frame")
 
 
 class EvalError(Exception):
@@ -132,6 +135,18 @@ def _score_parser() -> argparse.ArgumentParser:
     )
     _common_arguments(p)
     p.add_argument("--pred", required=True, help="predictions folder (<pred>/<video>/...)")
+    return p
+
+
+def _baseline_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="eval.py baseline",
+        description="The copy-first-frame baseline: each object's prompt mask on every later "
+        "frame, written and scored like a model's predictions (default: the synthetic set).",
+    )
+    _common_arguments(p)
+    p.add_argument("--out", help="predictions folder (default with the synthetic set: "
+                   f"{DEFAULT_BASELINE_OUT})")  # fmt: skip
     return p
 
 
@@ -325,14 +340,22 @@ def _run_clicks(args, model: SAM2Model, videos, out: Path, bar) -> list[VideoRec
 # ----------------------------------------------------------------------------- commands
 
 
-def _default_run(args: argparse.Namespace) -> None:
-    """Fill in the default run: the synthetic validation set and the train run's model."""
+def _default_data(args: argparse.Namespace, out: Path) -> None:
+    """No --data: the synthetic validation set (written on first use), --out defaulting to
+    `out`."""
     if args.data is None:
         if not (DEFAULT_SYNTHETIC_VAL / "ImageSets").is_dir():
             print(f"writing the synthetic validation set to {DEFAULT_SYNTHETIC_VAL}", flush=True)
             write_davis_dataset(DEFAULT_SYNTHETIC_VAL, SYNTHETIC_VAL_SEEDS, split="val")
         args.data, args.format = str(DEFAULT_SYNTHETIC_VAL), "davis"
-        args.out = args.out or str(DEFAULT_TRAIN_RUN / "eval_synthetic_val")
+        args.out = args.out or str(out)
+    if args.out is None:
+        raise EvalError("--out is required with --data")
+
+
+def _default_run(args: argparse.Namespace) -> None:
+    """Fill in the default run: the synthetic validation set and the train run's model."""
+    _default_data(args, DEFAULT_TRAIN_RUN / "eval_synthetic_val")
     if args.config is None and args.checkpoint is None:
         model_file = DEFAULT_TRAIN_RUN / "model.json"
         if not model_file.is_file():
@@ -344,8 +367,6 @@ def _default_run(args: argparse.Namespace) -> None:
         trained = json.loads(model_file.read_text())
         args.config, args.checkpoint = trained["config"], trained["checkpoint"]
         args.overrides = [*trained.get("overrides", []), *args.overrides]
-    if args.out is None:
-        raise EvalError("--out is required with --data")
     if args.config is None:
         raise EvalError("--config is required with --checkpoint")
     if args.checkpoint is None and not args.random_weights:
@@ -420,28 +441,43 @@ def run(argv: Sequence[str]) -> dict:
     return write_results(out, final, args.split, run_info)
 
 
+def _score_all(args, pred: Path, write=None) -> dict:
+    """Score the predictions under `pred` of the selected videos (written first by
+    `write(video, pred)` when given); returns the summary."""
+    videos, records = _index(args, _select_videos(args))
+    for video in tqdm(videos, unit="video"):
+        try:
+            if write is not None:
+                write(video, pred)
+            scores = tuple(score_video(video, pred))
+            records.append(VideoRecord(video.name, video.num_frames, scores))
+        except (OSError, ValueError) as err:
+            records.append(_failure(video.name, err, args.on_error))
+    run_info = {"format": args.format, "data": str(args.data), "pred": str(pred)}
+    return write_results(pred, records, args.split, run_info)
+
+
 def score(argv: Sequence[str]) -> dict:
     """The `score` command: score existing predictions; returns the summary."""
     args = _score_parser().parse_args(argv)
     if args.data is None:
         raise EvalError("--data is required")
-    names = _select_videos(args)
-    videos, records = _index(args, names)
-    for video in tqdm(videos, unit="video"):
-        try:
-            scores = tuple(score_video(video, args.pred))
-            records.append(VideoRecord(video.name, video.num_frames, scores))
-        except (OSError, ValueError) as err:
-            records.append(_failure(video.name, err, args.on_error))
-    run_info = {"format": args.format, "data": str(args.data), "pred": str(args.pred)}
-    return write_results(args.pred, records, args.split, run_info)
+    return _score_all(args, Path(args.pred))
+
+
+def baseline(argv: Sequence[str]) -> dict:
+    """The `baseline` command: write and score the copy-first-frame baseline."""
+    args = _baseline_parser().parse_args(argv)
+    _default_data(args, DEFAULT_BASELINE_OUT)
+    return _score_all(args, Path(args.out), write_copy_first_frame)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = score if argv[:1] == ["score"] else run
+    commands = {"score": score, "baseline": baseline}
+    command = commands.get(argv[0] if argv else "", run)
     try:
-        summary = command(argv[1:] if command is score else argv)
+        summary = command(argv if command is run else argv[1:])
     except (EvalError, FileNotFoundError, ValueError) as err:
         print(f"eval.py: error: {err}", file=sys.stderr)
         return 2

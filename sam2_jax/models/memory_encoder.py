@@ -12,8 +12,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sam2_jax.models.layers import LayerNorm2d, gelu
+from sam2_jax.models.layers import Conv1x1, LayerNorm2d, gelu
 from sam2_jax.models.position_encoding import sine_position_encoding
+from sam2_jax.ops.depthwise_conv import DepthwiseConv
 
 Dtype = Any
 
@@ -66,7 +67,7 @@ class MaskDownSampler(nn.Module):
             )(x)
             x = LayerNorm2d(name=f"encoder_{3 * i + 1}")(x)
             x = self.activation(x)
-        final = nn.Conv(self.embed_dim, (1, 1), dtype=self.dtype, name=f"encoder_{3 * num_layers}")
+        final = Conv1x1(self.embed_dim, dtype=self.dtype, name=f"encoder_{3 * num_layers}")
         return final(x)
 
 
@@ -88,15 +89,12 @@ class CXBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
         """x: [B, H, W, dim] -> [B, H, W, dim]."""
-        p = self.padding
-        y = nn.Conv(
-            self.dim,
-            (self.kernel_size, self.kernel_size),
-            padding=((p, p), (p, p)),
-            feature_group_count=self.dim if self.use_dwconv else 1,
-            dtype=self.dtype,
-            name="dwconv",
-        )(x)
+        p, k = self.padding, self.kernel_size
+        if self.use_dwconv:
+            y = DepthwiseConv(k, p, dtype=self.dtype, name="dwconv")(x)
+        else:
+            y = nn.Conv(self.dim, (k, k), padding=((p, p), (p, p)), dtype=self.dtype,
+                        name="dwconv")(x)  # fmt: skip
         y = LayerNorm2d(eps=1e-6, name="norm")(y)
         y = gelu(nn.Dense(4 * self.dim, dtype=self.dtype, name="pwconv1")(y))
         y = nn.Dense(self.dim, dtype=self.dtype, name="pwconv2")(y)
@@ -126,7 +124,7 @@ class Fuser(nn.Module):
     def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
         """x: [B, H, W, dim] -> [B, H, W, dim]."""
         if self.input_projection:
-            x = nn.Conv(self.dim, (1, 1), dtype=self.dtype, name="proj")(x)
+            x = Conv1x1(self.dim, dtype=self.dtype, name="proj")(x)
         for i in range(self.num_layers):
             x = CXBlock(
                 self.dim,
@@ -191,7 +189,7 @@ class MemoryEncoder(nn.Module):
             dtype=self.dtype,
             name="mask_downsampler",
         )(masks)
-        x = nn.Conv(self.in_dim, (1, 1), dtype=self.dtype, name="pix_feat_proj")(pix_feat)
+        x = Conv1x1(self.in_dim, dtype=self.dtype, name="pix_feat_proj")(pix_feat)
         x = Fuser(
             self.fuser_num_layers,
             self.in_dim,
@@ -205,7 +203,7 @@ class MemoryEncoder(nn.Module):
             name="fuser",
         )(x + masks, deterministic)
         if self.out_dim != self.in_dim:
-            x = nn.Conv(self.out_dim, (1, 1), dtype=self.dtype, name="out_proj")(x)
+            x = Conv1x1(self.out_dim, dtype=self.dtype, name="out_proj")(x)
         b, h, w, _ = x.shape
         pos = sine_position_encoding(h, w, self.pos_num_feats, self.pos_temperature)
         pos = jnp.broadcast_to(pos.astype(x.dtype), (b, h, w, self.pos_num_feats))

@@ -244,5 +244,5 @@ def clip_forward(
             mask_input=is_init & ~plan.use_points,
         )
 
-    _, predictions = jax.lax.scan(step, bank, jnp.arange(num_frames))
+    _, predictions = jax.lax.scan(jax.checkpoint(step), bank, jnp.arange(num_frames))
     return predictions

@@ -24,11 +24,11 @@ weight decay are 0.
 The step (`make_optimizer`), as the official trainer does it:
 1. clip: g *= min(1, grad_clip_norm / (||g||_2 + 1e-6)), the global L2 norm over all trainable
    leaves (`clip_by_global_norm_torch`; `GradientClipper` = `clip_grad_norm_`);
-2. Adam moments with bias correction (`scale_by_adam_torch`, torch defaults b1 0.9, b2 0.999,
-   eps 1e-8 added to sqrt(v_hat));
-3. decoupled weight decay as torch AdamW: p <- p (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps),
-   i.e. the update -lr (adam + wd p) with p the params *before* the step, lr = group lr of the
-   step * lr scale of the leaf.
+2. `adamw_torch`: Adam moments with bias correction (torch defaults b1 0.9, b2 0.999, eps 1e-8
+   added to sqrt(v_hat)) and decoupled weight decay as torch AdamW: p <- p (1 - lr wd) - lr
+   m_hat / (sqrt(v_hat) + eps), i.e. the update -lr (adam + wd p) with p the params *before* the
+   step, lr = group lr of the step * lr scale of the leaf; a leaf without a gradient is skipped
+   as torch skips a parameter whose `.grad` is None.
 
 Schedules are evaluated at where = step / total_steps, step = number of updates already applied
 (0 for the first). Once where >= 1 the official trainer skips the *scheduler* update (the
@@ -202,71 +202,67 @@ def clip_by_global_norm_torch(max_norm: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda _: optax.EmptyState(), update_fn)
 
 
-class AdamState(NamedTuple):
-    """Adam moments (trees like the params) and the number of updates applied ([] int32)."""
+class AdamWState(NamedTuple):
+    """count [] int32: updates applied (the schedules' step); steps: per-leaf [] int32, the
+    updates that leaf took part in (torch's per-parameter `state["step"]`); mu, nu: the Adam
+    moments (trees like the params)."""
 
     count: jax.Array
+    steps: Any
     mu: Any
     nu: Any
 
 
-def scale_by_adam_torch(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
-    """Adam direction m_hat / (sqrt(v_hat) + eps) as `torch.optim.AdamW` computes it.
+def adamw_torch(
+    params: Any, config: OptimizerConfig, total_steps: int
+) -> optax.GradientTransformation:
+    """`torch.optim.AdamW` with the official groups: g -> -lr (m_hat / (sqrt(v_hat) + eps) +
+    wd p), lr = group schedule at the step times the leaf's scale, wd the leaf's decay.
 
+    As torch, a leaf without a gradient (a parameter the forward did not use, e.g. the box
+    corner embeddings in a batch without boxes; here: an all-zero gradient) is not touched at
+    all: no moment decay, no weight decay, its own step count (bias correction) stays.
     `optax.scale_by_adam` computes the bias corrections 1 - b^t in f32 from b rounded to f32:
     1 - f32(0.999) is 1.3e-5 off 1e-3, so the first updates differ from torch's (python
     doubles) by ~6e-6 relative. Here 1 - b^t = -expm1(t log b) with log b taken in double.
     """
-    log_b1, log_b2 = math.log(b1), math.log(b2)
-
-    def init_fn(params: Any) -> AdamState:
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        return AdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=zeros)
-
-    def update_fn(updates: Any, state: AdamState, params: Any = None) -> tuple[Any, Any]:
-        del params
-        count = optax.safe_increment(state.count)
-        mu = jax.tree.map(lambda g, m: m + (1 - b1) * (g - m), updates, state.mu)
-        nu = jax.tree.map(lambda g, v: b2 * v + (1 - b2) * g * g, updates, state.nu)
-        t = count.astype(jnp.float32)
-        bc1, bc2 = -jnp.expm1(t * log_b1), -jnp.expm1(t * log_b2)
-        direction = jax.tree.map(
-            lambda m, v: ((m / bc1) / (jnp.sqrt(v / bc2) + eps)).astype(m.dtype), mu, nu
-        )
-        return direction, AdamState(count=count, mu=mu, nu=nu)
-
-    return optax.GradientTransformation(init_fn, update_fn)
-
-
-class ScheduleState(NamedTuple):
-    """Number of updates applied so far ([] int32), the `step` of the schedules."""
-
-    count: jax.Array
-
-
-def _scale_by_group_lr_and_decay(
-    params: Any, config: OptimizerConfig, total_steps: int
-) -> optax.GradientTransformation:
-    """Adam direction u -> -lr (u + wd p), lr = group schedule at the step times the leaf scale."""
     scales = lr_scales(params, config.layer_decay)
     decays = weight_decays(params, config.weight_decay)
     vision = _map_with_names(lambda n: n[: len(_VISION_PREFIX)] == _VISION_PREFIX, params)
+    b1, b2, eps = config.b1, config.b2, config.eps
+    log_b1, log_b2 = math.log(b1), math.log(b2)
 
-    def init_fn(params: Any) -> ScheduleState:
-        del params
-        return ScheduleState(count=jnp.zeros([], jnp.int32))
+    def init_fn(params: Any) -> AdamWState:
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        steps = jax.tree.map(lambda _: jnp.zeros([], jnp.int32), params)
+        return AdamWState(jnp.zeros([], jnp.int32), steps, zeros, zeros)
 
-    def update_fn(updates: Any, state: ScheduleState, params: Any = None) -> tuple[Any, Any]:
+    def update_fn(updates: Any, state: AdamWState, params: Any = None) -> tuple[Any, Any]:
         if params is None:
             raise ValueError("the SAM 2 optimizer needs params in update() (weight decay)")
         group_lr = {v: learning_rate(state.count, total_steps, config, v) for v in (False, True)}
 
-        def leaf(u: jax.Array, p: jax.Array, scale: float, wd: float, vis: bool) -> jax.Array:
-            lr = group_lr[vis] * scale
-            return (-lr * (u + wd * p)).astype(u.dtype)
+        def leaf(g, p, step, m, v, scale: float, wd: float, vis: bool):
+            used = jnp.any(g != 0)
+            step = step + used.astype(step.dtype)
+            m_new, v_new = m + (1 - b1) * (g - m), b2 * v + (1 - b2) * g * g
+            t = step.astype(jnp.float32)
+            bc1, bc2 = -jnp.expm1(t * log_b1), -jnp.expm1(t * log_b2)
+            direction = (m_new / bc1) / (jnp.sqrt(v_new / bc2) + eps)
+            update = -group_lr[vis] * scale * (direction + wd * p)
+            return (
+                jnp.where(used, update, 0).astype(g.dtype),
+                step,
+                jnp.where(used, m_new, m),
+                jnp.where(used, v_new, v),
+            )
 
-        new = jax.tree.map(leaf, updates, params, scales, decays, vision)
-        return new, ScheduleState(count=optax.safe_increment(state.count))
+        out = jax.tree.map(
+            leaf, updates, params, state.steps, state.mu, state.nu, scales, decays, vision
+        )
+        pick = lambda i: jax.tree.map(lambda _, o: o[i], updates, out)  # noqa: E731
+        new_state = AdamWState(optax.safe_increment(state.count), pick(1), pick(2), pick(3))
+        return pick(0), new_state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -277,13 +273,12 @@ def make_optimizer(
     """The fine-tune AdamW for a SAM 2 param tree (the "params" collection).
 
     `update(grads, state, params)` needs `params`; apply with `optax.apply_updates`. Frozen
-    official buffers get zero gradients first, then torch-style global-norm clipping, Adam
-    moments, and the per-leaf lr and decoupled weight decay (see the module docstring).
+    official buffers get zero gradients first (so they are never updated), then torch-style
+    global-norm clipping and `adamw_torch` (see the module docstring).
     """
     frozen = jax.tree.map(lambda t: not t, trainable(params))
     return optax.chain(
         optax.masked(optax.set_to_zero(), frozen),
         clip_by_global_norm_torch(config.grad_clip_norm),
-        scale_by_adam_torch(config.b1, config.b2, config.eps),
-        _scale_by_group_lr_and_decay(params, config, total_steps),
+        adamw_torch(params, config, total_steps),
     )

@@ -70,6 +70,30 @@ class PromptPlan(flax.struct.PyTreeNode):
     correction_labels: Optional[jax.Array] = None
 
 
+def split_objects(plan: PromptPlan, parts: int, num_clips: int) -> PromptPlan:
+    """The plans of `parts` micro-batches of a batch of `num_clips` clips, micro-batch i holding
+    the clips i, i + parts, ... (so that a batch sharded over devices by clips stays balanced);
+    objects are clip-major. The per-object fields get a leading [parts] axis, the per-frame
+    fields are repeated. For gradient accumulation (`train_step`)."""
+    object_axis = {"point_coords": 1, "point_labels": 1, "correction_coords": 2,
+                   "correction_labels": 2}  # fmt: skip
+
+    def split(name: str, x):
+        if x is None:
+            return None
+        x = jnp.asarray(x)
+        if name not in object_axis:
+            return jnp.broadcast_to(x, (parts, *x.shape))
+        axis = object_axis[name]
+        shape = x.shape[:axis], x.shape[axis + 1 :]
+        x = x.reshape(*shape[0], num_clips // parts, parts, -1, *shape[1])
+        x = jnp.moveaxis(x, axis + 1, 0)
+        return x.reshape(parts, *shape[0], -1, *shape[1])
+
+    return plan.replace(**{f.name: split(f.name, getattr(plan, f.name))
+                           for f in dataclasses.fields(plan)})  # fmt: skip
+
+
 def mask_to_box(mask: np.ndarray) -> np.ndarray:
     """[H, W] bool -> [4] int (x0, y0, x1, y1), inclusive extremes; (W, H, -1, -1) when empty."""
     h, w = mask.shape

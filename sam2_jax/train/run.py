@@ -41,7 +41,8 @@ from sam2_jax.train.sharding import batch_sharding, make_mesh, shardings
 from sam2_jax.train.step import TrainState, init_state, jit_train_step
 from sam2_jax.transforms import IMAGE_MEAN, IMAGE_STD
 
-DEFAULT_CONFIG = "configs/train/default.py"
+DEFAULT_CONFIG = str(config_lib.CONFIGS_DIR / "train" / "default.py")
+FINAL_METRICS = "final_metrics.json"  # in the run folder once the last step is done
 
 
 class TrainError(Exception):
@@ -92,6 +93,34 @@ def batch_plan(batch: TrainBatch, prompts: PromptConfig, seed: int, step: int):
     return sample_plan(rng, point_rng, masks, prompts)
 
 
+def step_flops(step_fn, state: TrainState, batch: TrainBatch, plan) -> float:
+    """FLOPs of one train step, from XLA's cost analysis of the lowered (unoptimised) program:
+    forward, backward (with its rematerialisation) and the optimizer, over all devices."""
+    cost = step_fn.lower(state, batch, plan).cost_analysis() or {}
+    return float(cost.get("flops", 0.0))
+
+
+def log_metrics(
+    window: list[dict[str, float]], times: list[float], step: int, cfg, opt_cfg, flops: float
+) -> dict:
+    """The metrics logged at `step`: means over the step outputs of `window` (loss terms, grad
+    norm, finite fraction) and over `times` (step seconds; NaN when empty), the lrs,
+    throughput and, with `peak_flops_per_device` > 0, the MFU (FLOPs / step time / (peak x
+    devices))."""
+    metrics = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+    seconds = float(np.mean(times)) if times else float("nan")
+    metrics.update(
+        step_seconds=seconds,
+        lr=float(learning_rate(step, cfg.total_steps, opt_cfg, vision=False)),
+        lr_vision=float(learning_rate(step, cfg.total_steps, opt_cfg, vision=True)),
+        clips_per_second=cfg.batch_size / seconds,
+        tflops_per_second=flops / seconds / 1e12,
+    )
+    if cfg.peak_flops_per_device > 0:
+        metrics["mfu"] = flops / seconds / (cfg.peak_flops_per_device * jax.device_count())
+    return metrics
+
+
 def _checkpoint_manager(run_dir: Path, cfg) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
         max_to_keep=cfg.checkpoint.max_to_keep, enable_async_checkpointing=True
@@ -121,7 +150,7 @@ def _restore(manager, step: int, abstract_state, data_iter) -> TrainState:
     return restored["state"]
 
 
-def _initial_model(cfg, model_cfg_overrides):
+def initial_model(cfg, model_cfg_overrides):
     """The model to train: random weights from `seed`, or `init_from` (checked strictly)."""
     model = build_sam2(
         cfg.model,
@@ -200,7 +229,7 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
     cfg = config_lib.load(args.config, args.overrides)
     if cfg.nan_policy not in ("stop", "skip"):
         raise TrainError(f"nan_policy must be 'stop' or 'skip', got {cfg.nan_policy!r}")
-    run_dir = Path(cfg.run_dir)
+    run_dir = Path(cfg.run_dir).absolute()  # orbax needs absolute paths
     manager = _checkpoint_manager(run_dir, cfg)
     if manager.latest_step() is not None and not args.resume:
         raise TrainError(
@@ -219,21 +248,20 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
             f"{image_size}; set both"
         )
     source = make_source(cfg.data, cfg.seed)
-    model = _initial_model(cfg, model_overrides)
+    model = initial_model(cfg, model_overrides)
     mesh = make_mesh(**cfg.mesh)
-    if cfg.batch_size % (mesh.shape["data"] * mesh.shape["fsdp"]):
-        raise TrainError(f"batch_size={cfg.batch_size} is not divisible by data x fsdp devices")
+    if cfg.batch_size % (mesh.shape["data"] * mesh.shape["fsdp"] * cfg.grad_accum_steps):
+        raise TrainError(
+            f"batch_size={cfg.batch_size} is not divisible by data x fsdp devices x "
+            f"grad_accum_steps={cfg.grad_accum_steps}"
+        )
     tx = make_optimizer(model.params["params"], opt_cfg, cfg.total_steps)
-    if cfg.grad_accum_steps > 1:
-        import optax
-
-        tx = optax.MultiSteps(tx, cfg.grad_accum_steps)
     state = init_state(model.params["params"], tx, cfg.seed)
     state_sharding = shardings(state, mesh, fsdp_min_size=cfg.fsdp_min_size)
     data_sharding = batch_sharding(mesh)
     step_fn = jit_train_step(
         model.module, tx, loss_cfg, prompts.max_cond_frames(clip_cfg.num_frames),
-        state_sharding, data_sharding,
+        state_sharding, data_sharding, cfg.grad_accum_steps,
     )  # fmt: skip
     per_host = cfg.batch_size // jax.process_count()
     dataset = make_train_dataset(
@@ -255,13 +283,19 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
     logger = _Logger(run_dir)
     start_step = int(state.step)
     metrics: dict[str, Any] = {}
+    window: list[dict[str, float]] = []  # step outputs since the last log line
+    times: list[float] = []  # their step times, the first step of the process (compile) aside
+    flops = None
     try:
         bar = tqdm(total=cfg.total_steps, initial=start_step, unit="step", desc="train")
         for step in range(start_step, cfg.total_steps):
             t0 = time.perf_counter()
             batch = host_batch(next(data_iter))
             plan = batch_plan(batch, prompts, cfg.seed, step)
-            state, out = step_fn(state, jax.device_put(batch, data_sharding), plan)
+            device_batch = jax.device_put(batch, data_sharding)
+            if flops is None:
+                flops = step_flops(step_fn, state, device_batch, plan)
+            state, out = step_fn(state, device_batch, plan)
             out = {k: float(v) for k, v in out.items()}
             seconds = time.perf_counter() - t0
             if not out["finite"] and cfg.nan_policy == "stop":
@@ -272,16 +306,16 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
                     f"{manager.latest_step()} (nan_policy=skip to go on)"
                 )
             bar.update(1)
-            bar.set_postfix(loss=f"{out['core_loss']:.3f}")
-            metrics = {
-                **out,
-                "lr": float(learning_rate(step, cfg.total_steps, opt_cfg, vision=False)),
-                "lr_vision": float(learning_rate(step, cfg.total_steps, opt_cfg, vision=True)),
-                "step_seconds": seconds,
-                "clips_per_second": cfg.batch_size / seconds,
-            }
-            if (step + 1) % cfg.log_every == 0 or step == start_step:
+            bar.set_postfix(loss=f"{out['core_loss']:.3f}", s_per_step=f"{seconds:.2f}")
+            window.append(out)
+            if step == start_step:
+                logger.log(step + 1, {"first_step_seconds": seconds})  # compile included
+            else:
+                times.append(seconds)
+            if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.total_steps:
+                metrics = log_metrics(window, times, step, cfg, opt_cfg, flops)
                 logger.log(step + 1, metrics)
+                window, times = [], []
             done = step + 1 == cfg.total_steps
             if (step + 1) % cfg.checkpoint.every_steps == 0 or done or stop["signal"]:
                 _save(manager, state, data_iter)
@@ -296,6 +330,8 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
             if stop["signal"]:
                 break
         bar.close()
+        if metrics and int(state.step) == cfg.total_steps and jax.process_index() == 0:
+            (run_dir / FINAL_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     finally:
         manager.wait_until_finished()
         logger.close()

@@ -20,7 +20,7 @@ from sam2_jax.train.forward import TrainBatch
 from sam2_jax.train.losses import LossConfig
 from sam2_jax.train.objective import batch_loss
 from sam2_jax.train.optimizer import global_grad_norm
-from sam2_jax.train.prompts import PromptPlan
+from sam2_jax.train.prompts import PromptPlan, split_objects
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -53,20 +53,30 @@ def train_step(
     state: TrainState,
     batch: TrainBatch,
     plan: PromptPlan,
+    accum_steps: int = 1,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Forward, loss, backward and optimizer update of one batch.
+
+    `accum_steps` > 1: the batch is cut into that many micro-batches of whole clips (clips i,
+    i + accum_steps, ...), run one after the other (`lax.scan`: one micro-batch's activations
+    live at a time); the update uses the mean of their gradients and the metrics the mean of
+    their losses (the full batch's when the micro-batches have the same number of objects).
 
     Returns the new state and scalar metrics: the loss terms, `grad_norm` (before clipping),
     `finite` (False: the update was skipped, the state only advanced its step).
     """
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
 
-    def loss_fn(params):
+    def loss_fn(params, batch, plan, key):
         return batch_loss(
             module, {"params": params}, batch, plan, key, max_cond_frames, loss_config
         )
 
-    (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if accum_steps == 1:
+        (loss, terms), grads = grad_fn(state.params, batch, plan, key)
+    else:
+        (loss, terms), grads = _accumulate(grad_fn, state.params, batch, plan, key, accum_steps)
     grad_norm = global_grad_norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -80,6 +90,25 @@ def train_step(
     return new_state, {**terms, "grad_norm": grad_norm, "finite": finite}
 
 
+def _accumulate(grad_fn, params, batch: TrainBatch, plan: PromptPlan, key, parts: int):
+    """((mean loss, mean terms), mean grads) of `grad_fn` over `parts` micro-batches."""
+    clips = batch.images.shape[0]
+    if clips % parts:
+        raise ValueError(f"{clips} clips do not split into {parts} micro-batches")
+    micro = jax.tree.map(lambda x: x.reshape(-1, parts, *x.shape[1:]).swapaxes(0, 1), batch)
+    xs = (micro, split_objects(plan, parts, clips), jnp.arange(parts))
+
+    def one(total, x):
+        b, p, i = x
+        out = grad_fn(params, b, p, jax.random.fold_in(key, i))
+        return jax.tree.map(jnp.add, total, out), None
+
+    zero = jax.eval_shape(grad_fn, params, *jax.tree.map(lambda x: x[0], xs[:2]), key)
+    zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), zero)
+    total, _ = jax.lax.scan(one, zero, xs)
+    return jax.tree.map(lambda x: x / parts, total)
+
+
 def jit_train_step(
     module: SAM2,
     tx: optax.GradientTransformation,
@@ -87,9 +116,12 @@ def jit_train_step(
     max_cond_frames: int,
     state_sharding: Any = None,
     batch_sharding: Any = None,
+    accum_steps: int = 1,
 ) -> Callable[[TrainState, TrainBatch, PromptPlan], tuple[TrainState, dict[str, jax.Array]]]:
     """`train_step` jitted with the state donated (and shardings, when given)."""
-    fn = functools.partial(train_step, module, tx, loss_config, max_cond_frames)
+    fn = functools.partial(
+        train_step, module, tx, loss_config, max_cond_frames, accum_steps=accum_steps
+    )
     if state_sharding is None:
         return jax.jit(fn, donate_argnums=(0,))
     return jax.jit(

@@ -24,10 +24,16 @@ from vos_benchmark.benchmark import VideoEvaluator
 from sam2_jax import build_sam2, build_sam2_video_predictor
 from sam2_jax.checkpoint.export import export_official_checkpoint
 from sam2_jax.data.synthetic import synthetic_video, write_davis_dataset
-from sam2_jax.eval.formats import list_videos, load_video, read_label_png, write_label_png
+from sam2_jax.eval.formats import (
+    list_videos,
+    load_video,
+    merge_object_masks,
+    read_label_png,
+    write_label_png,
+)
 from sam2_jax.eval.interactive import correction_clicks
 from sam2_jax.eval.metrics import ObjectScores
-from sam2_jax.eval.run import EvalError, main, run, score
+from sam2_jax.eval.run import EvalError, baseline, main, run, score
 
 REPO = Path(__file__).resolve().parents[2]
 DAVIS2017 = SHARED_DATA / "davis2017_mini"
@@ -187,6 +193,23 @@ def test_score_ground_truth_is_perfect(tmp_path):
     assert summary["J&F-Mean"] == 1.0 and summary["objects"] == 2  # J = F = 1 on every frame
     davis2016 = score(["--data", str(SHARED_DATA / "davis_mini"), "--pred", str(pred)])
     assert davis2016["J&F-Mean"] == 1.0
+
+
+@pytest.mark.parametrize("fmt", ["davis", "ytvos"])
+def test_copy_first_frame_baseline(tmp_path, fmt):
+    """Every object's prompt mask on every frame from its prompt frame on; scored as `score`."""
+    data = DAVIS2017 if fmt == "davis" else tmp_path / "data"
+    name = "blackswan" if fmt == "davis" else _write_layout(data, fmt, seed=31)
+    out = tmp_path / "baseline"
+    summary = baseline(["--data", str(data), "--format", fmt, "--out", str(out)])
+    video = load_video(data, fmt, name)
+    initial = video.initial_masks()
+    assert fmt == "davis" or sorted(t0 for t0, _ in initial.values()) == [0, 4]
+    for t, labels in enumerate(_labels(out, name)):
+        shown = {k: mask for k, (t0, mask) in initial.items() if t >= t0}
+        np.testing.assert_array_equal(labels, merge_object_masks(shown, video.height, video.width))
+    rescored = score(["--data", str(data), "--format", fmt, "--pred", str(out)])
+    assert rescored["J&F-Mean"] == summary["J&F-Mean"] < 1.0
 
 
 def test_bad_input_is_named_and_skip_goes_on(checkpoint, tmp_path, capsys):

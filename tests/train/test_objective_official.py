@@ -14,6 +14,14 @@ import numpy as np
 import pytest
 import torch
 from oracle import build_official, save_official_checkpoint
+from train_oracle import (
+    NO_DROPOUT,
+    TEST_TINY,
+    official_batch,
+    official_criterion,
+    official_train_overrides,
+    patch_official_samplers,
+)
 
 from sam2_jax import build_sam2
 from sam2_jax.data.synthetic import synthetic_video
@@ -25,12 +33,6 @@ from sam2_jax.train.prompts import PromptConfig, sample_plan
 SIZE, FRAMES, CLICKS = 128, 3, 3
 TOL_REL = 1e-4  # fp32 on both sides; near-zero logits can flip a few pixels of the IoU target
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-NO_DROPOUT = (
-    "memory_attention.layer.dropout=0.0",
-    "memory_attention.layer.self_attention.dropout=0.0",
-    "memory_attention.layer.cross_attention.dropout=0.0",
-)
-TEST_TINY = ("image_encoder.trunk.stages=[1,1,2,1]", "image_encoder.trunk.global_att_blocks=[3]")
 CASES = {
     "mask": PromptConfig(prob_to_use_pt_input=0.0, num_init_cond_frames=1),
     "click": PromptConfig(prob_to_use_pt_input=1.0, prob_to_use_box_input=0.0),
@@ -38,72 +40,11 @@ CASES = {
 }
 
 
-def _official_overrides(cfg: PromptConfig) -> tuple[str, ...]:
-    train = {
-        "_target_": "training.model.sam2.SAM2Train",
-        "prob_to_use_pt_input_for_train": cfg.prob_to_use_pt_input,
-        "prob_to_use_box_input_for_train": cfg.prob_to_use_box_input,
-        "num_init_cond_frames_for_train": cfg.num_init_cond_frames,
-        "rand_init_cond_frames_for_train": cfg.rand_init_cond_frames,
-        "num_frames_to_correct_for_train": cfg.num_frames_to_correct,
-        "rand_frames_to_correct_for_train": cfg.rand_frames_to_correct,
-        "num_correction_pt_per_frame": cfg.num_correction_pt_per_frame,
-        "prob_to_sample_from_gt_for_train": cfg.prob_to_sample_from_gt,
-        "add_all_frames_to_correct_as_cond": cfg.add_all_frames_to_correct_as_cond,
-    }
-    values = {k: str(v).lower() if isinstance(v, bool) else v for k, v in train.items()}
-    return tuple(f"++model.{k}={v}" for k, v in values.items()) + tuple(
-        f"++model.{o}" for o in NO_DROPOUT + TEST_TINY
-    )
-
-
 def _clip():
     video = synthetic_video(5, num_frames=FRAMES, height=SIZE, width=SIZE, num_objects=2)
     images = ((video.frames / 255.0 - MEAN) / STD).astype(np.float32)  # [T, S, S, 3]
     masks = np.stack([video.labels == k for k in (1, 2)], axis=1)  # [T, O, S, S]
     return images, masks
-
-
-def _official_batch(images, masks):
-    from training.utils.data_utils import Frame, Object, VideoDatapoint, collate_fn
-
-    frames = [
-        Frame(
-            data=torch.from_numpy(images[t]).permute(2, 0, 1),
-            objects=[Object(k, t, torch.from_numpy(masks[t, k])) for k in range(masks.shape[1])],
-        )
-        for t in range(len(images))
-    ]
-    return collate_fn([VideoDatapoint(frames=frames, video_id=0, size=(SIZE, SIZE))], "clip")
-
-
-def _patch_samplers(monkeypatch, plan, config):
-    """The official's clicks and boxes, in its call order: initial frames, then corrections."""
-    import training.model.sam2 as official
-
-    init = [int(t) for t in plan.order if plan.is_init_cond[t] and plan.use_points]
-    is_box = {t: plan.point_labels[t][0, 0] == 2 for t in init}
-    queue = [
-        (plan.point_coords[t][:, :1], plan.point_labels[t][:, :1]) for t in init if not is_box[t]
-    ]
-    boxes = [(plan.point_coords[t], plan.point_labels[t]) for t in init if is_box[t]]
-    for t in (int(t) for t in plan.order if plan.correct[t]):
-        for c in range(config.num_correction_pt_per_frame):
-            queue.append(
-                (plan.correction_coords[t, c][:, None], plan.correction_labels[t, c][:, None])
-            )
-
-    def next_point(gt_masks, pred_masks, method):
-        points, labels = queue.pop(0)
-        return torch.from_numpy(np.array(points)), torch.from_numpy(np.array(labels))
-
-    def box_points(masks, *args, **kwargs):
-        coords, labels = boxes.pop(0)
-        return torch.from_numpy(np.array(coords)), torch.from_numpy(np.array(labels))
-
-    monkeypatch.setattr(official, "get_next_point", next_point)
-    monkeypatch.setattr(official, "sample_box_points", box_points)
-    return queue
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +55,7 @@ def models(tmp_path_factory):
             "sam2.1_hiera_t",
             image_size=SIZE,
             apply_postprocessing=False,
-            extra_overrides=_official_overrides(cfg),
+            extra_overrides=official_train_overrides(cfg, NO_DROPOUT + TEST_TINY),
             object_score_bias=None,
         )
         for name, cfg in CASES.items()
@@ -145,8 +86,6 @@ def loss_and_grad(models):
 def test_loss_terms_and_gradient_norm_equal_the_official_trainer(
     case, models, loss_and_grad, monkeypatch
 ):
-    from training.loss_fns import MultiStepMultiMasksAndIous
-
     official_models, ours = models
     official = official_models[case]
     official.load_state_dict(official_models["mask"].state_dict())
@@ -159,20 +98,12 @@ def test_loss_terms_and_gradient_norm_equal_the_official_trainer(
         correction_coords=rng.uniform(0, SIZE - 1, (*shape, 2)).round().astype(np.float32),
         correction_labels=rng.integers(0, 2, shape).astype(np.int32),
     )
-    queue = _patch_samplers(monkeypatch, plan, config)
+    queue = patch_official_samplers(monkeypatch.setattr, plan, config)
 
     official.train()
-    outputs = official(_official_batch(images, masks))
+    outputs = official(official_batch(images, masks))
     assert not queue, "the official trainer consumed fewer clicks than planned"
-    criterion = MultiStepMultiMasksAndIous(
-        weight_dict={"loss_mask": 20, "loss_dice": 1, "loss_iou": 1, "loss_class": 1},
-        supervise_all_iou=True,
-        iou_use_l1_loss=True,
-        pred_obj_scores=True,
-        focal_gamma_obj_score=0.0,
-        focal_alpha_obj_score=-1.0,
-    )
-    ref = criterion(outputs, torch.from_numpy(masks))
+    ref = official_criterion()(outputs, torch.from_numpy(masks))
     ref["core_loss"].backward()
     ref_norm = torch.sqrt(
         sum(p.grad.pow(2).sum() for p in official.parameters() if p.grad is not None)

@@ -1,6 +1,8 @@
 """train.py: a run killed with SIGKILL and resumed ends bitwise equal to an uninterrupted run;
-bad input is named and nothing is overwritten."""
+the sweep runner runs train.py per override set and collects the table; bad input is named and
+nothing is overwritten. The subprocesses share one compilation cache (same program)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +15,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from sam2_jax.train.run import main
+from sam2_jax import config as config_lib
+from sam2_jax import sweep
+from sam2_jax.build import init_params
+from sam2_jax.checkpoint.export import export_official_checkpoint
+from sam2_jax.train.run import DEFAULT_CONFIG, FINAL_METRICS, initial_model, main
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
@@ -22,13 +28,13 @@ TINY = [
 ]  # fmt: skip
 
 
-def _env(tmp_path: Path) -> dict:
-    """One device; a persistent compilation cache shared by the runs of a test."""
+@pytest.fixture(scope="module")
+def subprocess_env(tmp_path_factory) -> dict:
+    """One device; a persistent compilation cache shared by the train.py runs of this module."""
     return {
-        **os.environ,
         "JAX_PLATFORMS": "cpu",
         "XLA_FLAGS": "",
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"),
+        "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     }
 
@@ -42,11 +48,12 @@ def _final_params(run_dir: Path):
     return restored["params"]
 
 
-def test_killed_run_resumes_bitwise(tmp_path):
-    env = _env(tmp_path)
-    subprocess.run(_command(tmp_path / "a"), cwd=REPO, env=env, check=True,
+def test_killed_run_resumes_bitwise(tmp_path, subprocess_env):
+    """Run from another folder with relative run_dirs, as a user would."""
+    env = {**os.environ, **subprocess_env}
+    subprocess.run(_command(Path("a")), cwd=tmp_path, env=env, check=True,
                    stderr=subprocess.DEVNULL)  # fmt: skip
-    proc = subprocess.Popen(_command(tmp_path / "b"), cwd=REPO, env=env,
+    proc = subprocess.Popen(_command(Path("b")), cwd=tmp_path, env=env,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     first = tmp_path / "b" / "checkpoints" / "2"
     deadline = time.monotonic() + 600
@@ -59,12 +66,44 @@ def test_killed_run_resumes_bitwise(tmp_path):
         int(p.name) for p in (tmp_path / "b" / "checkpoints").iterdir() if p.name.isdigit()
     )
     assert 2 in steps and 6 not in steps, steps
-    subprocess.run(_command(tmp_path / "b", "--resume"), cwd=REPO, env=env, check=True,
+    subprocess.run(_command(Path("b"), "--resume"), cwd=tmp_path, env=env, check=True,
                    stderr=subprocess.DEVNULL)  # fmt: skip
     a, b = _final_params(tmp_path / "a"), _final_params(tmp_path / "b")
     same = jax.tree.map(lambda x, y: np.array_equal(np.asarray(x), np.asarray(y)), a, b)
     assert all(jax.tree.leaves(same)), "the resumed run's params differ from the uninterrupted"
     assert (tmp_path / "b" / "model.json").is_file() and (tmp_path / "b" / "params").is_dir()
+
+
+def test_sweep_runs_each_override_set_and_collects_the_table(tmp_path, subprocess_env, monkeypatch):
+    for k, v in subprocess_env.items():
+        monkeypatch.setenv(k, v)
+    spec = tmp_path / "seeds.py"
+    spec.write_text(
+        "from sam2_jax.sweep import grid\n\ndef get_sweep():\n    return grid(seed=[1, 2])\n"
+    )
+    out = tmp_path / "sweep"
+    argv = [str(spec), "--out", str(out), "--parallel", "2", *TINY]
+    assert sweep.main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["run"] for r in rows] == ["00_seed=1", "01_seed=2"]
+    assert [r["overrides"] for r in rows] == [["seed=1"], ["seed=2"]]
+    for r in rows:
+        final = json.loads((out / r["run"] / FINAL_METRICS).read_text())
+        assert r["status"] == "done" and r["core_loss"] == final["core_loss"] > 0
+        assert json.loads((out / r["run"] / "config.json").read_text())["total_steps"] == 6
+    assert rows[0]["core_loss"] != rows[1]["core_loss"]  # other seed, other data and weights
+    assert "| 00_seed=1 | seed=1 | done |" in (out / "results.md").read_text()
+    logs = [(out / r["run"] / "train.log").stat().st_size for r in rows]
+    assert sweep.main(argv) == 0  # finished runs are not run again
+    assert [(out / r["run"] / "train.log").stat().st_size for r in rows] == logs
+
+
+def test_sweep_checks_every_override_set_before_starting(tmp_path, capsys):
+    spec = tmp_path / "bad.py"
+    spec.write_text("def get_sweep():\n    return [{'seed': 1}, {'optimizer.base_rl': 1e-4}]\n")
+    assert sweep.main([str(spec), "--out", str(tmp_path / "sweep"), *TINY]) == 2
+    assert "optimizer.base_rl" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()
 
 
 @pytest.mark.parametrize(
@@ -80,6 +119,33 @@ def test_killed_run_resumes_bitwise(tmp_path):
 def test_bad_config_is_named(tmp_path, capsys, override, message):
     assert main([*TINY, f"run_dir={tmp_path}", "data.root=/nonexistent", override]) == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+
+
+@pytest.fixture(scope="module")
+def official_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Official-format `.pt` files with random weights of the default model and of another size."""
+    folder = tmp_path_factory.mktemp("pt")
+    paths = {}
+    for name in ("sam2.1_test_tiny", "sam2.1_hiera_t"):
+        params = init_params(config_lib.load(name, ["image_size=128"]), seed=3)
+        paths[name] = export_official_checkpoint(params["params"], folder / f"{name}.pt")
+    return paths
+
+
+def test_init_from_an_official_checkpoint(official_checkpoints):
+    path = official_checkpoints["sam2.1_test_tiny"]
+    cfg = config_lib.load(DEFAULT_CONFIG, [f"init_from={path}"])
+    model = initial_model(cfg, cfg.model_overrides)
+    expected = init_params(config_lib.load(cfg.model, cfg.model_overrides), seed=3)
+    same = jax.tree.map(np.array_equal, model.params, expected)
+    assert all(jax.tree.leaves(same))
+
+
+def test_checkpoint_of_another_size_is_named(tmp_path, capsys, official_checkpoints):
+    path = official_checkpoints["sam2.1_hiera_t"]
+    assert main([*TINY, f"run_dir={tmp_path}", f"init_from={path}"]) == 2
+    assert "sam2.1_hiera_t" in capsys.readouterr().err
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
 
 

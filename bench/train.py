@@ -1,0 +1,195 @@
+"""Training step: sam2-jax vs the official trainer on the same clip, same run, same machine.
+
+    python -m bench.train [--cases small tiny512] [--repeats 3] [--peak-tflops X]
+
+Each case builds the official `SAM2Train` (random weights, dropout 0) and our model from its
+checkpoint, one clip of synthetic video (1 clip, `frames` frames, `objects` objects), and one
+prompt plan: the official decisions come from its own `np.random.default_rng(42)` (reset before
+every official step, so every step does the same work) and ours from the same generator through
+`sample_plan`; clicks and correction clicks are fed to the official from our plan. Timed work:
+- ours: the jitted `train_step` (forward, loss, backward, clipping, AdamW update with the
+  official groups), median of `--repeats` steps after one warm-up step; compile time separately;
+- official: `SAM2Train` forward + `MultiStepMultiMasksAndIous` + backward + clipping +
+  `torch.optim.AdamW` step, median of `--repeats` steps after one warm-up step.
+Both in fp32 with the same threads. FLOPs are XLA's cost analysis of our compiled step (forward
+and backward as executed, including rematerialisation); MFU = FLOPs / step time / peak, printed
+when `--peak-tflops` (of the device, for the dtype) is given.
+"""
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+
+from bench.common import machine, median_time
+
+MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    official_config: str  # the official yaml whose weights both sides use
+    ours_config: str
+    model: tuple[str, ...]  # model overrides beyond the official yaml (both sides)
+    size: int
+    frames: int
+    objects: int
+
+
+CASES = {
+    "small": Case("small (train.py default model)", "sam2.1_hiera_t", "sam2.1_test_tiny",
+                  ("image_encoder.trunk.stages=[1,1,2,1]",
+                   "image_encoder.trunk.global_att_blocks=[3]"), 128, 4, 3),
+    "tiny512": Case("sam2.1_hiera_t @512", "sam2.1_hiera_t", "sam2.1_hiera_t", (), 512, 4, 2),
+}  # fmt: skip
+
+
+def _clip(case: Case):
+    from sam2_jax.data.synthetic import synthetic_video
+
+    video = synthetic_video(
+        3, num_frames=case.frames, height=case.size, width=case.size, num_objects=case.objects
+    )
+    images = ((video.frames / 255.0 - MEAN) / STD).astype(np.float32)
+    masks = np.stack([video.labels == k + 1 for k in range(case.objects)], axis=1)
+    return images, masks
+
+
+def _plan(masks, prompts, size: int):
+    from sam2_jax.train.prompts import sample_plan
+
+    plan = sample_plan(np.random.default_rng(42), np.random.default_rng(7), masks, prompts)
+    rng = np.random.default_rng(3)
+    shape = (masks.shape[0], prompts.num_correction_pt_per_frame, masks.shape[1])
+    return plan.replace(
+        correction_coords=rng.uniform(0, size - 1, (*shape, 2)).round().astype(np.float32),
+        correction_labels=rng.integers(0, 2, shape).astype(np.int32),
+    )
+
+
+def _official_step(official, optimizer, criterion, batch, masks, plan, prompts):
+    import torch
+    from train_oracle import patch_official_samplers
+
+    official.rng = np.random.default_rng(42)
+    queue = patch_official_samplers(setattr, plan, prompts)
+    optimizer.zero_grad()
+    loss = criterion(official(batch), torch.from_numpy(masks))["core_loss"]
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(official.parameters(), 0.1)
+    optimizer.step()
+    assert not queue, "the official trainer consumed fewer clicks than planned"
+
+
+def run_case(case: Case, repeats: int, peak_tflops: float) -> dict:
+    import tempfile
+
+    import jax
+    import torch
+    import training.model.sam2 as official_module
+    from oracle import build_official, save_official_checkpoint
+    from train_oracle import (
+        NO_DROPOUT,
+        official_batch,
+        official_criterion,
+        official_train_overrides,
+    )
+
+    from sam2_jax import build_sam2
+    from sam2_jax.train.forward import TrainBatch
+    from sam2_jax.train.losses import LossConfig
+    from sam2_jax.train.optimizer import OptimizerConfig, make_optimizer
+    from sam2_jax.train.prompts import PromptConfig
+    from sam2_jax.train.step import init_state, jit_train_step
+
+    prompts = PromptConfig(num_correction_pt_per_frame=3)
+    images, masks = _clip(case)
+    plan = _plan(masks, prompts, case.size)
+    originals = {k: getattr(official_module, k) for k in ("get_next_point", "sample_box_points")}
+    official = build_official(
+        case.official_config, image_size=case.size, apply_postprocessing=False,
+        extra_overrides=official_train_overrides(prompts, NO_DROPOUT + case.model),
+        object_score_bias=None,
+    ).train()  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        save_official_checkpoint(official, f"{tmp}/w.pt")
+        ours = build_sam2(
+            case.ours_config, f"{tmp}/w.pt", [f"image_size={case.size}", *NO_DROPOUT],
+            apply_postprocessing=False,
+        )  # fmt: skip
+
+    opt_cfg = OptimizerConfig()
+    tx = make_optimizer(ours.params["params"], opt_cfg, total_steps=1000)
+    step = jit_train_step(ours.module, tx, LossConfig(), prompts.max_cond_frames(case.frames))
+    batch = TrainBatch(images[None], masks[None], np.ones((1, case.objects), bool))
+    state = init_state(ours.params["params"], tx, 0)
+    t0 = time.perf_counter()
+    compiled = step.lower(state, batch, plan).compile()
+    compile_seconds = time.perf_counter() - t0
+    flops = (compiled.cost_analysis() or {}).get("flops", float("nan"))
+    holder = {"state": state}
+
+    def ours_step():
+        holder["state"], out = compiled(holder["state"], batch, plan)
+        jax.block_until_ready(out)
+
+    ours_seconds = median_time(ours_step, repeats)
+
+    torch_batch = official_batch(images, masks)
+    optimizer = torch.optim.AdamW(official.parameters(), lr=opt_cfg.base_lr, weight_decay=0.1)
+    criterion = official_criterion()
+    try:
+        official_seconds = median_time(
+            lambda: _official_step(
+                official, optimizer, criterion, torch_batch, masks, plan, prompts
+            ),
+            repeats,
+        )
+    finally:
+        for k, v in originals.items():
+            setattr(official_module, k, v)
+    result = {
+        "case": case.name, "size": case.size, "frames": case.frames, "objects": case.objects,
+        "ours_step_s": ours_seconds, "official_step_s": official_seconds,
+        "speedup": official_seconds / ours_seconds, "compile_s": compile_seconds,
+        "clips_per_s": 1 / ours_seconds, "gflop_per_step": flops / 1e9,
+        "achieved_tflops": flops / ours_seconds / 1e12,
+    }  # fmt: skip
+    if peak_tflops:
+        result["mfu"] = result["achieved_tflops"] / peak_tflops
+    return result
+
+
+def main() -> None:
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak, for MFU")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"machine: {machine()}; torch threads {args.threads}")
+    print("fp32, 1 clip per step, dropout 0; median of "
+          f"{args.repeats} steps after 1 warm-up step")  # fmt: skip
+    print(
+        "| case | frames x objects | sam2-jax step | official fwd+bwd+AdamW | speed-up | "
+        "compile | GFLOP/step | TFLOP/s" + (" | MFU |" if args.peak_tflops else " |")
+    )
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if args.peak_tflops else ""))
+    for name in args.cases:
+        r = run_case(CASES[name], args.repeats, args.peak_tflops)
+        mfu = f" {100 * r['mfu']:.1f}% |" if "mfu" in r else ""
+        print(
+            f"| {r['case']} | {r['frames']} x {r['objects']} | {r['ours_step_s']:.2f} s | "
+            f"{r['official_step_s']:.2f} s | {r['speedup']:.2f}x | {r['compile_s']:.0f} s | "
+            f"{r['gflop_per_step']:.1f} | {r['achieved_tflops']:.3f} |" + mfu,
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
