@@ -100,7 +100,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--parallel", type=int, default=1, help="runs at once (separate processes)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("overrides", nargs="*", help="key=value overrides shared by every run")
-    return p.parse_args(argv)
+    return p.parse_intermixed_args(argv)
 
 
 def sweep(argv: Sequence[str]) -> list[dict[str, Any]]:
@@ -111,7 +111,7 @@ def sweep(argv: Sequence[str]) -> list[dict[str, Any]]:
     runs = load_spec(args.spec)
     for run in runs:  # every override set must load before anything starts
         config_lib.load(args.config, [*args.overrides, *override_strings(run)])
-    out = Path(args.out or Path("runs/sweeps") / Path(args.spec).stem)
+    out = Path(args.out or Path("runs/sweeps") / Path(args.spec).stem).absolute()
     names = [run_name(i, r) for i, r in enumerate(runs)]
     pending, status = [], {}
     for name, run in zip(names, runs):
@@ -132,7 +132,7 @@ def sweep(argv: Sequence[str]) -> list[dict[str, Any]]:
             run_dir.mkdir(parents=True, exist_ok=True)
             log = open(run_dir / "train.log", "a")
             print(f"sweep: starting {name}", flush=True)
-            running.append((name, subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log), log))
+            running.append((name, subprocess.Popen(command, stdout=log, stderr=log), log))
         for item in list(running):
             name, proc, log = item
             if proc.poll() is not None:

@@ -1,7 +1,7 @@
 """An ablation sweep: `python -m sam2_jax.sweep configs/sweeps/example.py [key=value ...]`.
 
-Learning rate x correction clicks on the default small run; each run is `train.py` with the
-shared overrides from the command line, then these.
+Prompt mix x clip length on the default small run; each run is `train.py` with the shared
+overrides from the command line, then these.
 """
 
 from sam2_jax.sweep import grid
@@ -9,6 +9,6 @@ from sam2_jax.sweep import grid
 
 def get_sweep() -> list[dict]:
     return grid(**{
-        "optimizer.base_lr": [1e-4, 3e-4],
-        "prompts.num_correction_pt_per_frame": [0, 3],
+        "prompts.prob_to_use_pt_input": [0.0, 0.5],
+        "clip.num_frames": [4, 6],
     })  # fmt: skip

@@ -44,10 +44,15 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         num_threads=0,
     )
     c.clip = _fields(ClipConfig, num_frames=4, max_num_objects=3, image_size=128)
-    c.prompts = _fields(PromptConfig, num_correction_pt_per_frame=3)
+    # The CPU run trains for eval.py's protocol (a mask prompt on the first frame, then tracking)
+    # at a from-scratch learning rate; `:mose_finetune` has the official prompt mix and lrs.
+    c.prompts = _fields(
+        PromptConfig, prob_to_use_pt_input=0.0, num_init_cond_frames=1,
+        rand_init_cond_frames=False, num_correction_pt_per_frame=3,
+    )  # fmt: skip
     c.loss = _fields(LossConfig)
     c.optimizer = _fields(
-        OptimizerConfig, base_lr=3e-4, base_lr_end=3e-5, vision_lr=3e-4, vision_lr_end=3e-5,
+        OptimizerConfig, base_lr=1e-3, base_lr_end=1e-4, vision_lr=1e-3, vision_lr_end=1e-4,
         grad_clip_norm=1.0, warmup_steps=20,
     )  # fmt: skip
     c.mesh = dict(data=-1, fsdp=1, model=1)

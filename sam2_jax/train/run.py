@@ -218,7 +218,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     p.add_argument("--distributed", action="store_true", help="jax.distributed.initialize()")
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
-    return p.parse_args(argv)
+    return p.parse_intermixed_args(argv)
 
 
 def train(argv: Sequence[str]) -> dict[str, Any]:
