@@ -14,6 +14,7 @@ default, and evaluated on a held-out synthetic split with the `eval.py` code.
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 import time
@@ -150,16 +151,12 @@ def _restore(manager, step: int, abstract_state, data_iter) -> TrainState:
     return restored["state"]
 
 
-def initial_model(cfg, model_cfg_overrides):
+def initial_model(cfg, model_overrides: Sequence[str]):
     """The model to train: random weights from `seed`, or `init_from` (checked strictly)."""
-    model = build_sam2(
-        cfg.model,
-        cfg.init_from or None,
-        model_cfg_overrides,
-        apply_postprocessing=False,
+    return build_sam2(
+        cfg.model, cfg.init_from or None, model_overrides, apply_postprocessing=False,
         seed=cfg.seed,
-    )
-    return model
+    )  # fmt: skip
 
 
 class _Logger:
@@ -187,9 +184,17 @@ class _Logger:
             self.writer.close()
 
 
-def _export(run_dir: Path, cfg, params) -> Path:
-    """Params for inference (`<run_dir>/params`, orbax) and `<run_dir>/model.json`."""
-    path = save_params(params, run_dir / "params", cfg.model)
+def export(run_dir: Path, cfg, params) -> Path:
+    """Params for inference (`<run_dir>/params`, orbax; a later export replaces it, written
+    aside first) and `<run_dir>/model.json`."""
+    path, new, old = (run_dir / name for name in ("params", "params.new", "params.old"))
+    for stale in (new, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    save_params(params, new, cfg.model)
+    if path.exists():
+        path.rename(old)
+    new.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
     model_json = {"config": cfg.model, "overrides": list(cfg.model_overrides),
                   "checkpoint": str(path)}  # fmt: skip
     (run_dir / "model.json").write_text(json.dumps(model_json, indent=2) + "\n")
@@ -322,7 +327,7 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
             every = cfg.eval.every_steps
             evaluate = done if every == 0 else every > 0 and (step + 1) % every == 0
             if jax.process_index() == 0 and (done or evaluate):
-                _export(run_dir, cfg, jax.device_get(state.params))
+                export(run_dir, cfg, jax.device_get(state.params))
             if jax.process_index() == 0 and evaluate:
                 summary = _evaluate(run_dir, cfg, step + 1)
                 metrics["eval_J&F"] = summary["J&F-Mean"]

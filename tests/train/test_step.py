@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 from jax.sharding import PartitionSpec
+from train_oracle import NO_DROPOUT
 
 from sam2_jax import build_sam2
 from sam2_jax.data.synthetic import synthetic_video
@@ -26,7 +27,8 @@ PROMPTS = PromptConfig(
 
 @pytest.fixture(scope="module")
 def setup():
-    model = build_sam2("sam2.1_test_tiny", overrides=[f"image_size={SIZE}"], seed=1)
+    # No dropout: micro-batches (accumulation) would draw other dropout masks.
+    model = build_sam2("sam2.1_test_tiny", overrides=[f"image_size={SIZE}", *NO_DROPOUT], seed=1)
     # Plain SGD: Adam's first step is ~sign(g), which turns fp32 noise in near-zero gradients
     # into lr-sized parameter differences; SGD keeps the comparison at gradient precision.
     tx = optax.sgd(1e-4)
@@ -40,11 +42,18 @@ def setup():
     return model, tx, batch, plan
 
 
-def test_sharded_step_equals_single_device(setup):
+@pytest.fixture(scope="module")
+def single(setup):
+    """The single-device step (compiled once per plan structure) and the initial state."""
+    model, tx, _, _ = setup
+    step = jit_train_step(model.module, tx, LossConfig(), PROMPTS.max_cond_frames(FRAMES))
+    return step, init_state(model.params["params"], tx, seed=0)
+
+
+def test_sharded_step_equals_single_device(setup, single):
     model, tx, batch, plan = setup
     args = (model.module, tx, LossConfig(), PROMPTS.max_cond_frames(FRAMES))
-    single = jit_train_step(*args)
-    state0 = init_state(model.params["params"], tx, seed=0)
+    single, state0 = single
     ref_state, ref_metrics = single(jax.tree.map(jnp.copy, state0), batch, plan)
 
     mesh = make_mesh(data=2, fsdp=2, model=2)
@@ -70,10 +79,9 @@ def test_sharded_step_equals_single_device(setup):
     assert int(new_state.step) == 1
 
 
-def test_non_finite_loss_skips_the_update(setup):
-    model, tx, batch, plan = setup
-    step = jit_train_step(model.module, tx, LossConfig(), PROMPTS.max_cond_frames(FRAMES))
-    state0 = init_state(model.params["params"], tx, seed=0)
+def test_non_finite_loss_skips_the_update(setup, single):
+    _, _, batch, plan = setup
+    step, state0 = single
     bad = batch.replace(images=np.full_like(batch.images, np.nan))
     state, metrics = step(jax.tree.map(jnp.copy, state0), bad, plan)
     assert not bool(metrics["finite"])
@@ -91,17 +99,21 @@ def _explicit_clicks(plan, seed: int = 3):
     )
 
 
-def test_gradient_accumulation_equals_the_full_batch(setup):
+@pytest.fixture(scope="module")
+def reference(setup, single):
+    """The single-device fp32 step on the plan with explicit clicks: (state, metrics)."""
+    _, _, batch, plan = setup
+    step, state0 = single
+    return step(jax.tree.map(jnp.copy, state0), batch, _explicit_clicks(plan))
+
+
+def test_gradient_accumulation_equals_the_full_batch(setup, single, reference):
     model, tx, batch, plan = setup
-    plan = _explicit_clicks(plan)
-    state0 = init_state(model.params["params"], tx, seed=0)
-    results = []
-    for accum in (1, 2):
-        step = jit_train_step(
-            model.module, tx, LossConfig(), PROMPTS.max_cond_frames(FRAMES), accum_steps=accum
-        )
-        results.append(step(jax.tree.map(jnp.copy, state0), batch, plan))
-    (full, full_metrics), (accum, accum_metrics) = results
+    full, full_metrics = reference
+    step = jit_train_step(
+        model.module, tx, LossConfig(), PROMPTS.max_cond_frames(FRAMES), accum_steps=2
+    )
+    accum, accum_metrics = step(jax.tree.map(jnp.copy, single[1]), batch, _explicit_clicks(plan))
     for key in ("core_loss", "loss_mask", "loss_dice", "loss_iou"):
         ref, got = float(full_metrics[key]), float(accum_metrics[key])
         assert abs(ref - got) <= TOL * abs(ref), (key, ref, got)
@@ -109,22 +121,18 @@ def test_gradient_accumulation_equals_the_full_batch(setup):
     assert max(jax.tree.leaves(diffs)) <= 1e-6
 
 
-def test_bfloat16_compute_keeps_fp32_params_and_state(setup):
+def test_bfloat16_compute_keeps_fp32_params_and_state(setup, single, reference):
     """dtype=bfloat16: params and optimizer state stay fp32; loss and update stay close to the
     fp32 step's (bf16 has 8 mantissa bits: ~1% on the loss, update direction cosine > 0.9)."""
-    model, tx, batch, plan = setup
-    plan = _explicit_clicks(plan)
+    _, tx, batch, plan = setup
+    ref, ref_metrics = reference
+    state0 = single[1]
     bf16 = build_sam2(
-        "sam2.1_test_tiny", overrides=[f"image_size={SIZE}", "dtype=bfloat16"], seed=1
-    )
-    state0 = init_state(model.params["params"], tx, seed=0)
-    args = (LossConfig(), PROMPTS.max_cond_frames(FRAMES))
-    ref, ref_metrics = jit_train_step(model.module, tx, *args)(
-        jax.tree.map(jnp.copy, state0), batch, plan
-    )
-    new, metrics = jit_train_step(bf16.module, tx, *args)(
-        jax.tree.map(jnp.copy, state0), batch, plan
-    )
+        "sam2.1_test_tiny", overrides=[f"image_size={SIZE}", "dtype=bfloat16", *NO_DROPOUT],
+        seed=1,
+    )  # fmt: skip
+    step = jit_train_step(bf16.module, tx, LossConfig(), PROMPTS.max_cond_frames(FRAMES))
+    new, metrics = step(jax.tree.map(jnp.copy, state0), batch, _explicit_clicks(plan))
     assert {x.dtype for x in jax.tree.leaves(new)} <= {jnp.dtype("float32"), jnp.dtype("int32"),
                                                        jnp.dtype("uint32")}  # fmt: skip
     loss, ref_loss = float(metrics["core_loss"]), float(ref_metrics["core_loss"])

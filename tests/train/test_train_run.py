@@ -17,9 +17,9 @@ import pytest
 
 from sam2_jax import config as config_lib
 from sam2_jax import sweep
-from sam2_jax.build import init_params
+from sam2_jax.build import build_sam2, init_params
 from sam2_jax.checkpoint.export import export_official_checkpoint
-from sam2_jax.train.run import DEFAULT_CONFIG, FINAL_METRICS, initial_model, main
+from sam2_jax.train.run import DEFAULT_CONFIG, FINAL_METRICS, export, initial_model, main
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [
@@ -129,7 +129,7 @@ def official_checkpoints(tmp_path_factory) -> dict[str, Path]:
     paths = {}
     for name in ("sam2.1_test_tiny", "sam2.1_hiera_t"):
         params = init_params(config_lib.load(name, ["image_size=128"]), seed=3)
-        paths[name] = export_official_checkpoint(params["params"], folder / f"{name}.pt")
+        paths[name] = export_official_checkpoint(params, folder / f"{name}.pt")
     return paths
 
 
@@ -138,8 +138,21 @@ def test_init_from_an_official_checkpoint(official_checkpoints):
     cfg = config_lib.load(DEFAULT_CONFIG, [f"init_from={path}"])
     model = initial_model(cfg, cfg.model_overrides)
     expected = init_params(config_lib.load(cfg.model, cfg.model_overrides), seed=3)
-    same = jax.tree.map(np.array_equal, model.params, expected)
+    same = jax.tree.map(np.array_equal, model.params["params"], expected)
     assert all(jax.tree.leaves(same))
+
+
+def test_a_later_export_replaces_the_params(tmp_path):
+    """Periodic evals export the params again: model.json then loads the newest ones."""
+    cfg = config_lib.load(DEFAULT_CONFIG)
+    for seed in (1, 2):
+        params = init_params(config_lib.load(cfg.model, cfg.model_overrides), seed=seed)
+        export(tmp_path, cfg, params)
+    model_json = json.loads((tmp_path / "model.json").read_text())
+    loaded = build_sam2(model_json["config"], model_json["checkpoint"], model_json["overrides"])
+    same = jax.tree.map(np.array_equal, loaded.params["params"], params)
+    assert all(jax.tree.leaves(same))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "params"]
 
 
 def test_checkpoint_of_another_size_is_named(tmp_path, capsys, official_checkpoints):
