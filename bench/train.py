@@ -24,8 +24,6 @@ import numpy as np
 
 from bench.common import machine, median_time
 
-MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-
 
 @dataclasses.dataclass(frozen=True)
 class Case:
@@ -48,11 +46,14 @@ CASES = {
 
 def _clip(case: Case):
     from sam2_jax.data.synthetic import synthetic_video
+    from sam2_jax.transforms import IMAGE_MEAN, IMAGE_STD
 
     video = synthetic_video(
         3, num_frames=case.frames, height=case.size, width=case.size, num_objects=case.objects
     )
-    images = ((video.frames / 255.0 - MEAN) / STD).astype(np.float32)
+    images = ((video.frames / 255.0 - np.asarray(IMAGE_MEAN)) / np.asarray(IMAGE_STD)).astype(
+        np.float32
+    )
     masks = np.stack([video.labels == k + 1 for k in range(case.objects)], axis=1)
     return images, masks
 
