@@ -1,5 +1,7 @@
 """Shared benchmark helpers: machine description, timing, the official model with random weights."""
 
+import contextlib
+import json
 import os
 import platform
 import statistics
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("SAM2_SHARED_DATA", ROOT.parent / "shared" / "data"))
 sys.path.insert(
     0, str(ROOT / "tests" / "support")
 )  # stand-in torchvision for the official predictor
@@ -39,3 +42,49 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> 
 
 def row(name: str, ours: float, official: float, unit: str = "s") -> str:
     return f"| {name} | {ours:.3f} {unit} | {official:.3f} {unit} | {official / ours:.2f}x |"
+
+
+def add_device_args(parser) -> None:
+    """`--dtype`, `--device` (the official side's torch device) and `--json` for a benchmark."""
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="compute dtype of both sides (official: torch.autocast)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="torch device of the official side (default: cuda if available)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="append each row to this file")
+
+
+def torch_device(requested: str | None) -> str:
+    import torch
+
+    return requested or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def official_autocast(device: str, dtype: str):
+    """The official side's compute dtype: bf16 autocast (as its demos and vos_inference.py)."""
+    import torch
+
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
+
+
+def ours_dtype_overrides(dtype: str) -> list[str]:
+    return [] if dtype == "float32" else [f"dtype={dtype}"]
+
+
+def append_json(path: Path | None, record: dict) -> None:
+    """Append `record` to the JSON list in `path` (rewritten whole, so a killed run keeps rows)."""
+    if path is None:
+        return
+    rows = json.loads(path.read_text()) if path.exists() else []
+    rows.append({**record, "machine": machine()})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows, indent=1))
+    tmp.replace(path)

@@ -1,13 +1,19 @@
-"""Offline VOS evaluation throughput: `eval.py` vs the official predictor, same run, same CPU.
+"""Offline VOS evaluation throughput: `eval.py` vs the official predictor, same run, same machine.
 
     python -m bench.eval [--size 512] [--data ../shared/data/davis2017_mini] [--threads 2]
+        [--synthetic N --frames T --objects K] [--videos-per-device V]
+        [--dtype float32|bfloat16] [--json FILE]
 
 Both sides get the same random weights (official -> .pt -> our converter), the same videos and
 the same first-frame mask prompts, and write the same palette PNGs (the `tools/vos_inference.py`
 loop: init_state, add_new_mask per object, propagate_in_video, logits > 0, save). Frames/s
 counts every frame of every video over the whole run, I/O included: ours once cold (compile
 included) and once warm (a second run in the same process), the official once (eager, fp32,
-inference_mode). The masks of both are compared pixel by pixel.
+inference_mode; under bf16 autocast with --dtype bfloat16). Ours tracks `--videos-per-device`
+videos in lockstep (all objects of a video together); the official one video at a time, objects
+one by one, as `tools/vos_inference.py`. `--synthetic N` replaces --data by N synthetic videos
+(480x854, T frames, K objects each, DAVIS-2017 layout). The masks of both are compared pixel by
+pixel.
 """
 
 import argparse
@@ -15,18 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, machine
+from bench.common import SHARED_DATA, add_device_args, append_json, machine
 
-DAVIS2017 = ROOT.parent / "shared" / "data" / "davis2017_mini"
+DAVIS2017 = SHARED_DATA / "davis2017_mini"
 
 
-def _official_run(predictor, data: Path, out: Path) -> int:
+def _official_run(predictor, data: Path, out: Path, autocast) -> int:
     import torch
 
     from sam2_jax.eval.formats import list_videos, load_video, write_prediction
 
     frames = 0
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast:
         for name in list_videos(data, "davis"):
             video = load_video(data, "davis", name)
             state = predictor.init_state(video_path=str(video.frames_dir))
@@ -34,7 +40,7 @@ def _official_run(predictor, data: Path, out: Path) -> int:
                 predictor.add_new_mask(state, t, object_id, mask)
             segments = {}
             for t, ids, logits in predictor.propagate_in_video(state):
-                segments[t] = {k: (logits[i, 0] > 0).numpy() for i, k in enumerate(ids)}
+                segments[t] = {k: (logits[i, 0] > 0).cpu().numpy() for i, k in enumerate(ids)}
             for t, masks in segments.items():
                 write_prediction(out, video, t, masks)
             frames += video.num_frames
@@ -47,18 +53,32 @@ def main() -> None:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--data", type=Path, default=DAVIS2017)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--synthetic", type=int, default=0, help="N synthetic videos instead of --data")
+    p.add_argument("--frames", type=int, default=24, help="--synthetic: frames per video")
+    p.add_argument("--objects", type=int, default=3, help="--synthetic: objects per video")
+    p.add_argument("--videos-per-device", type=int, default=1)
+    add_device_args(p)
     args = p.parse_args()
 
     import torch
     from oracle import build_official, save_official_checkpoint
 
+    from bench.common import official_autocast, ours_dtype_overrides, torch_device
+    from sam2_jax.data.synthetic import write_davis_dataset
     from sam2_jax.eval.formats import list_videos, load_video, read_label_png
     from sam2_jax.eval.run import run
 
     torch.set_num_threads(args.threads)
-    print(f"machine: {machine()}; torch threads {args.threads}")
+    device = torch_device(args.device)
+    print(f"machine: {machine()}; torch threads {args.threads}, official on {device}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if args.synthetic:
+            args.data = tmp / "synthetic"
+            write_davis_dataset(
+                args.data, range(args.synthetic), num_frames=args.frames, height=480, width=854,
+                num_objects=args.objects,
+            )  # fmt: skip
         official = build_official(
             args.config, image_size=args.size, video=True, apply_postprocessing=False
         )
@@ -66,14 +86,21 @@ def main() -> None:
         official.non_overlap_masks = True  # vos_inference's override for palette PNGs
         ckpt = tmp / "model.pt"
         save_official_checkpoint(official, ckpt)
-        ours_args = ["--config", args.config, "--checkpoint", str(ckpt), "--data", str(args.data)]
+        official.to(device)
+        ours_args = [
+            "--config", args.config, "--checkpoint", str(ckpt), "--data", str(args.data),
+            "--videos-per-device", str(args.videos_per_device),
+        ]  # fmt: skip
+        overrides = [f"image_size={args.size}", *ours_dtype_overrides(args.dtype)]
         rows = []
         for label in ("sam2-jax eval.py, cold (compile included)", "sam2-jax eval.py, warm"):
-            summary = run([*ours_args, "--out", str(tmp / label[-4:]), f"image_size={args.size}"])
+            summary = run([*ours_args, "--out", str(tmp / label[-4:]), *overrides])
             r = summary["run"]
             rows.append((label, r["frames_this_run"], r["seconds_this_run"]))
         t0 = time.perf_counter()
-        frames = _official_run(official, args.data, tmp / "official")
+        frames = _official_run(
+            official, args.data, tmp / "official", official_autocast(device, args.dtype)
+        )
         rows.append(("official SAM2VideoPredictor", frames, time.perf_counter() - t0))
         same = total = 0
         for name in list_videos(args.data, "davis"):
@@ -82,13 +109,22 @@ def main() -> None:
                 a = read_label_png(tmp / "warm" / name / f"{video.frame_names[t]}.png")
                 b = read_label_png(tmp / "official" / name / f"{video.frame_names[t]}.png")
                 same, total = same + int((a == b).sum()), total + a.size
-    print(f"{args.config} at {args.size} px, fp32, {args.data.name}: {rows[0][1]} frames")
+    print(
+        f"{args.config} at {args.size} px, {args.dtype}, {args.data.name}: {rows[0][1]} frames, "
+        f"ours {args.videos_per_device} videos per device in lockstep"
+    )
     print("| run | frames | seconds | frames/s | vs official |")
     print("|---|---|---|---|---|")
     official_fps = rows[-1][1] / rows[-1][2]
     for label, n, seconds in rows:
         fps = n / seconds
         print(f"| {label} | {n} | {seconds:.1f} | {fps:.2f} | {fps / official_fps:.2f}x |")
+        append_json(args.json, {
+            "bench": "eval", "run": label, "size": args.size, "dtype": args.dtype,
+            "data": args.data.name, "videos_per_device": args.videos_per_device,
+            "frames": n, "seconds": seconds, "frames_per_s": fps,
+            "vs_official": fps / official_fps,
+        })  # fmt: skip
     print(f"masks equal to the official on {100 * same / total:.5f}% of pixels")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.common import ROOT, machine, median_time, row
+from bench.common import SHARED_DATA, machine, median_time, row
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
 
     from sam2_jax import SAM2ImagePredictor
 
-    image_path = ROOT.parent / "shared" / "data" / "sam2_demo" / "images" / "truck.jpg"
+    image_path = SHARED_DATA / "sam2_demo" / "images" / "truck.jpg"
     if image_path.exists():
         image = np.asarray(Image.open(image_path).convert("RGB"))
     else:  # same shape as truck.jpg

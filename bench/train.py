@@ -1,6 +1,7 @@
 """Training step: sam2-jax vs the official trainer on the same clip, same run, same machine.
 
     python -m bench.train [--cases small tiny512] [--repeats 3] [--peak-tflops X]
+        [--dtype float32|bfloat16] [--ours-only] [--json FILE]
 
 Each case builds the official `SAM2Train` (random weights, dropout 0) and our model from its
 checkpoint, one clip of synthetic video (1 clip, `frames` frames, `objects` objects), and one
@@ -11,9 +12,11 @@ every official step, so every step does the same work) and ours from the same ge
   official groups), median of `--repeats` steps after one warm-up step; compile time separately;
 - official: `SAM2Train` forward + `MultiStepMultiMasksAndIous` + backward + clipping +
   `torch.optim.AdamW` step, median of `--repeats` steps after one warm-up step.
-Both in fp32 with the same threads. FLOPs are XLA's cost analysis of our compiled step (forward
-and backward as executed, including rematerialisation); MFU = FLOPs / step time / peak, printed
-when `--peak-tflops` (of the device, for the dtype) is given.
+Both in fp32 with the same threads (--dtype bfloat16: ours computes in bf16 with fp32 params and
+optimizer state, the official under bf16 autocast as its trainer's AMP). `--ours-only` times ours
+alone, from random weights (no official trainer needed). FLOPs are XLA's cost analysis of our
+compiled step (forward and backward as executed, including rematerialisation); MFU = FLOPs /
+step time / peak, printed when `--peak-tflops` (of the device, for the dtype) is given.
 """
 
 import argparse
@@ -22,7 +25,7 @@ import time
 
 import numpy as np
 
-from bench.common import machine, median_time
+from bench.common import add_device_args, append_json, machine, median_time, torch_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,35 +73,56 @@ def _plan(masks, prompts, size: int):
     )
 
 
-def _official_step(official, optimizer, criterion, batch, masks, plan, prompts):
+def _official_step(official, optimizer, criterion, batch, masks, plan, prompts, autocast):
     import torch
     from train_oracle import patch_official_samplers
 
     official.rng = np.random.default_rng(42)
     queue = patch_official_samplers(setattr, plan, prompts)
     optimizer.zero_grad()
-    loss = criterion(official(batch), torch.from_numpy(masks))["core_loss"]
+    with autocast:
+        outputs = official(batch)
+    loss = criterion(outputs, torch.from_numpy(masks).to(batch.img_batch.device))["core_loss"]
     loss.backward()
     torch.nn.utils.clip_grad_norm_(official.parameters(), 0.1)
     optimizer.step()
+    if batch.img_batch.is_cuda:
+        torch.cuda.synchronize()
     assert not queue, "the official trainer consumed fewer clicks than planned"
 
 
-def run_case(case: Case, repeats: int, peak_tflops: float) -> dict:
+def _build(case: Case, prompts, dtype: str, ours_only: bool):
+    """(ours, official or None): the official with random weights and ours converted from it,
+    or ours alone from its own random init."""
     import tempfile
 
-    import jax
-    import torch
-    import training.model.sam2 as official_module
     from oracle import build_official, save_official_checkpoint
-    from train_oracle import (
-        NO_DROPOUT,
-        official_batch,
-        official_criterion,
-        official_train_overrides,
-    )
+    from train_oracle import NO_DROPOUT, official_train_overrides
 
     from sam2_jax import build_sam2
+
+    overrides = [f"image_size={case.size}", f"dtype={dtype}", *NO_DROPOUT]
+    if ours_only:
+        return build_sam2(case.ours_config, None, overrides, apply_postprocessing=False), None
+    official = build_official(
+        case.official_config, image_size=case.size, apply_postprocessing=False,
+        extra_overrides=official_train_overrides(prompts, NO_DROPOUT + case.model),
+        object_score_bias=None,
+    ).train()  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        save_official_checkpoint(official, f"{tmp}/w.pt")
+        ours = build_sam2(case.ours_config, f"{tmp}/w.pt", overrides, apply_postprocessing=False)
+    return ours, official
+
+
+def run_case(
+    case: Case, repeats: int, peak_tflops: float, dtype: str = "float32", ours_only: bool = False,
+    device: str = "cpu",
+) -> dict:  # fmt: skip
+    import jax
+    import torch
+
+    from bench.common import official_autocast
     from sam2_jax.train.forward import TrainBatch
     from sam2_jax.train.losses import LossConfig
     from sam2_jax.train.optimizer import OptimizerConfig, make_optimizer
@@ -108,18 +132,7 @@ def run_case(case: Case, repeats: int, peak_tflops: float) -> dict:
     prompts = PromptConfig(num_correction_pt_per_frame=3)
     images, masks = _clip(case)
     plan = _plan(masks, prompts, case.size)
-    originals = {k: getattr(official_module, k) for k in ("get_next_point", "sample_box_points")}
-    official = build_official(
-        case.official_config, image_size=case.size, apply_postprocessing=False,
-        extra_overrides=official_train_overrides(prompts, NO_DROPOUT + case.model),
-        object_score_bias=None,
-    ).train()  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        save_official_checkpoint(official, f"{tmp}/w.pt")
-        ours = build_sam2(
-            case.ours_config, f"{tmp}/w.pt", [f"image_size={case.size}", *NO_DROPOUT],
-            apply_postprocessing=False,
-        )  # fmt: skip
+    ours, official = _build(case, prompts, dtype, ours_only)
 
     opt_cfg = OptimizerConfig()
     tx = make_optimizer(ours.params["params"], opt_cfg, total_steps=1000)
@@ -138,21 +151,31 @@ def run_case(case: Case, repeats: int, peak_tflops: float) -> dict:
 
     ours_seconds = median_time(ours_step, repeats)
 
-    torch_batch = official_batch(images, masks)
-    optimizer = torch.optim.AdamW(official.parameters(), lr=opt_cfg.base_lr, weight_decay=0.1)
-    criterion = official_criterion()
-    try:
-        official_seconds = median_time(
-            lambda: _official_step(
-                official, optimizer, criterion, torch_batch, masks, plan, prompts
-            ),
-            repeats,
-        )
-    finally:
-        for k, v in originals.items():
-            setattr(official_module, k, v)
+    official_seconds = float("nan")
+    if official is not None:
+        import training.model.sam2 as official_module
+        from train_oracle import official_batch, official_criterion
+
+        official.to(device)
+        torch_batch = official_batch(images, masks).to(device)
+        optimizer = torch.optim.AdamW(official.parameters(), lr=opt_cfg.base_lr, weight_decay=0.1)
+        criterion = official_criterion()
+        autocast = official_autocast(device, dtype)
+        patched = ("get_next_point", "sample_box_points")
+        originals = {k: getattr(official_module, k) for k in patched}
+        try:
+            official_seconds = median_time(
+                lambda: _official_step(
+                    official, optimizer, criterion, torch_batch, masks, plan, prompts, autocast
+                ),
+                repeats,
+            )
+        finally:
+            for k, v in originals.items():
+                setattr(official_module, k, v)
     result = {
-        "case": case.name, "size": case.size, "frames": case.frames, "objects": case.objects,
+        "bench": "train", "case": case.name, "dtype": dtype, "size": case.size,
+        "frames": case.frames, "objects": case.objects,
         "ours_step_s": ours_seconds, "official_step_s": official_seconds,
         "speedup": official_seconds / ours_seconds, "compile_s": compile_seconds,
         "clips_per_s": 1 / ours_seconds, "gflop_per_step": flops / 1e9,
@@ -171,10 +194,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak, for MFU")
+    p.add_argument("--ours-only", action="store_true", help="time ours alone (random init)")
+    add_device_args(p)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"machine: {machine()}; torch threads {args.threads}")
-    print("fp32, 1 clip per step, dropout 0; median of "
+    device = torch_device(args.device)
+    print(f"machine: {machine()}; torch threads {args.threads}, official on {device}")
+    print(f"{args.dtype}, 1 clip per step, dropout 0; median of "
           f"{args.repeats} steps after 1 warm-up step")  # fmt: skip
     print(
         "| case | frames x objects | sam2-jax step | official fwd+bwd+AdamW | speed-up | "
@@ -182,7 +208,10 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|" + ("---|" if args.peak_tflops else ""))
     for name in args.cases:
-        r = run_case(CASES[name], args.repeats, args.peak_tflops)
+        r = run_case(
+            CASES[name], args.repeats, args.peak_tflops, args.dtype, args.ours_only, device
+        )
+        append_json(args.json, r)
         mfu = f" {100 * r['mfu']:.1f}% |" if "mfu" in r else ""
         print(
             f"| {r['case']} | {r['frames']} x {r['objects']} | {r['ours_step_s']:.2f} s | "

@@ -1,14 +1,19 @@
-"""Video propagation: sam2-jax vs the official SAM2VideoPredictor, same run, same CPU.
+"""Video propagation: sam2-jax vs the official SAM2VideoPredictor, same run, same machine.
 
     python -m bench.video fps [--sizes 512 1024] [--objects 1 4] [--frames 8]
+        [--sides ours official official_vos] [--dtype float32|bfloat16] [--json FILE]
     python -m bench.video memory [--lengths 100 2000] [--size 256]
 
 `fps`: both predictors get the same random weights (official -> .pt -> our converter), the same
 JPEG frames (bedroom demo) and the same mask prompts on frame 0; each propagates once to warm up
-(our compile), then a second propagation over 2 x `--frames` frames runs and the steady-state
+(compiles), then a second propagation over 2 x `--frames` frames runs and the steady-state
 rate is `--frames` / (time between the yields of frame `--frames` - 1 and of the last frame):
-the timed frames all attend to a full memory (fp32, evaluation settings,
-apply_postprocessing=False; ours yields per chunk of `--frames` frames).
+the timed frames all attend to a full memory (evaluation settings, apply_postprocessing=False;
+ours runs chunks of `--frames` frames). Frames are decoded and resized before propagation
+on both sides (the official `init_state` preloads; ours is told to). `official_vos` is the
+official `vos_optimized=True` predictor (torch.compile, max-autotune). bfloat16: ours computes
+in bf16 (`dtype=bfloat16`), the official runs under `torch.autocast(bfloat16)` as its
+`tools/vos_inference.py` does.
 `memory`: peak resident memory of our streaming tracker (`streaming.track_video`) over videos of
 each length (frames cycled from the demo through symlinks, decoded lazily), one process each.
 """
@@ -24,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, machine
+from bench.common import ROOT, SHARED_DATA, add_device_args, append_json, machine
 
-BEDROOM = ROOT.parent / "shared" / "data" / "sam2_demo" / "bedroom"
+BEDROOM = SHARED_DATA / "sam2_demo" / "bedroom"
 
 
 def _video_dir(n: int, dst: Path) -> Path:
@@ -49,16 +54,25 @@ def _masks(num_objects: int, h: int = 540, w: int = 960) -> list[np.ndarray]:
     return out
 
 
-def _steady_fps(predictor, video, masks, frames, inference_mode) -> float:
-    """Frames/s over the last `frames` of a 2 x `frames` propagation."""
+def _steady_fps(predictor, video, masks, frames, context) -> float:
+    """Frames/s over the last `frames` of a 2 x `frames` propagation; every yielded mask is
+    thresholded into host memory, as `tools/vos_inference.py` does (this also synchronises)."""
     state = predictor.init_state(str(video))
+    if hasattr(state["images"], "preload"):  # ours decodes lazily; the official preloads
+        state["images"].preload()
     for k, m in enumerate(masks):
         predictor.add_new_mask(state, 0, k + 1, m)
     stamps = []
-    with inference_mode():
-        for _ in predictor.propagate_in_video(state, max_frame_num_to_track=2 * frames - 1):
+    with context():
+        for _, _, logits in predictor.propagate_in_video(
+            state, max_frame_num_to_track=2 * frames - 1
+        ):
+            np.asarray(logits > 0) if isinstance(logits, np.ndarray) else (logits > 0).cpu()
             stamps.append(time.perf_counter())
     return frames / (stamps[-1] - stamps[frames - 1])
+
+
+SIDES = ("ours", "official", "official_vos")  # official_vos: SAM2VideoPredictorVOS
 
 
 def fps(args) -> None:
@@ -67,42 +81,75 @@ def fps(args) -> None:
     import torch
     from oracle import build_official, save_official_checkpoint
 
+    from bench.common import official_autocast, ours_dtype_overrides, torch_device
     from sam2_jax.predictors.video import build_sam2_video_predictor
 
     torch.set_num_threads(args.threads)
-    print(f"machine: {machine()}; torch threads {args.threads}")
+    device = torch_device(args.device)
+    print(f"machine: {machine()}; torch threads {args.threads}, official on {device}")
     print(
-        f"sam2.1_hiera_t, fp32, steady state: frames {args.frames}-{2 * args.frames - 1} of a "
-        "propagation, after one warm-up propagation"
+        f"sam2.1_hiera_t, {args.dtype}, steady state: frames {args.frames}-{2 * args.frames - 1} "
+        "of a propagation, after one warm-up propagation"
     )
-    print("| size | objects | sam2-jax frames/s | official frames/s | speed-up |")
-    print("|---|---|---|---|---|")
+    print("| size | objects | " + " | ".join(f"{s} frames/s" for s in args.sides) + " |")
+    print("|---|---|" + "---|" * len(args.sides))
+
+    def official_context():
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(official_autocast(device, args.dtype))
+        return stack
+
     with tempfile.TemporaryDirectory() as tmp:
         video = _video_dir(2 * args.frames, Path(tmp) / "video")
         for size in args.sizes:
             official = build_official(
                 "sam2.1_hiera_t", image_size=size, video=True, apply_postprocessing=False
             )
-            official.fill_hole_area = 0
             ckpt = Path(tmp) / f"t{size}.pt"
             save_official_checkpoint(official, ckpt)
-            ours = build_sam2_video_predictor(
-                "sam2.1_hiera_t", ckpt, [f"image_size={size}"], apply_postprocessing=False
-            )
+            predictors = {}
+            for side in args.sides:
+                if side == "ours":
+                    predictors[side] = (
+                        build_sam2_video_predictor(
+                            "sam2.1_hiera_t", ckpt,
+                            [f"image_size={size}", f"tracking.chunk_size={args.frames}",
+                             *ours_dtype_overrides(args.dtype)],
+                            apply_postprocessing=False,
+                        ),
+                        contextlib.nullcontext,
+                    )  # fmt: skip
+                else:
+                    model = official
+                    if side == "official_vos":
+                        model = build_official(
+                            "sam2.1_hiera_t", image_size=size, video=True,
+                            apply_postprocessing=False, vos_optimized=True,
+                        )  # fmt: skip
+                        model.load_state_dict(official.state_dict())
+                    model.fill_hole_area = 0
+                    predictors[side] = (model.to(device), official_context)
             for n_obj in args.objects:
                 masks = _masks(n_obj)
-                rates = []
-                for pred, mode in (
-                    (ours, contextlib.nullcontext),
-                    (official, torch.inference_mode),
-                ):
-                    _steady_fps(pred, video, masks, args.frames, mode)  # warm-up / compile
-                    rates.append(_steady_fps(pred, video, masks, args.frames, mode))
-                print(
-                    f"| {size} | {n_obj} | {rates[0]:.2f} | {rates[1]:.2f} | "
-                    f"{rates[0] / rates[1]:.2f}x |",
-                    flush=True,
-                )
+                rates = {}
+                for side, (pred, context) in predictors.items():
+                    t0 = time.perf_counter()
+                    _steady_fps(pred, video, masks, args.frames, context)  # warm-up / compile
+                    warmup = time.perf_counter() - t0
+                    rates[side] = _steady_fps(pred, video, masks, args.frames, context)
+                    append_json(args.json, {
+                        "bench": "video_fps", "side": side, "size": size, "objects": n_obj,
+                        "dtype": args.dtype, "frames_per_s": rates[side],
+                        "warmup_propagation_s": warmup, "official_device": device,
+                    })  # fmt: skip
+                cells = [f"{rates[s]:.2f}" for s in args.sides]
+                if "ours" in rates:
+                    cells = [cells[0]] + [
+                        f"{rates[s]:.2f} (ours {rates['ours'] / rates[s]:.2f}x)"
+                        for s in args.sides[1:]
+                    ]
+                print(f"| {size} | {n_obj} | " + " | ".join(cells) + " |", flush=True)
 
 
 def _memory_child(length: int, size: int) -> None:
@@ -149,6 +196,8 @@ def main() -> None:
     f.add_argument("--objects", type=int, nargs="+", default=[1, 4])
     f.add_argument("--frames", type=int, default=8)
     f.add_argument("--threads", type=int, default=2)
+    f.add_argument("--sides", nargs="+", choices=SIDES, default=["ours", "official"])
+    add_device_args(f)
     m = sub.add_parser("memory")
     m.add_argument("--lengths", type=int, nargs="+", default=[100, 2000])
     m.add_argument("--size", type=int, default=256)

@@ -90,18 +90,21 @@ def build_official(
     video: bool = False,
     extra_overrides: tuple[str, ...] = (),
     object_score_bias: float | None = 4.0,
+    vos_optimized: bool = False,
 ) -> torch.nn.Module:
     """The official model of config `name` at `image_size`, seeded random weights with every
     constant-initialised tensor perturbed, in eval mode.
 
     `object_score_bias` sets the bias of the object-score head's last layer so that objects are
     predicted present (> 0) or absent (< 0) instead of at random; None keeps the random bias.
+    `vos_optimized` builds the official `SAM2VideoPredictorVOS` (torch.compile'd components).
     """
     from sam2.build_sam import build_sam2, build_sam2_video_predictor
 
     torch.manual_seed(seed)
     overrides = [f"++model.image_size={image_size}", *extra_overrides]
     builder = build_sam2_video_predictor if video else build_sam2
+    extra = {"vos_optimized": True} if vos_optimized else {}
     model = builder(
         OFFICIAL_CONFIG_FILES[name],
         None,
@@ -109,6 +112,7 @@ def build_official(
         mode="eval",
         hydra_overrides_extra=overrides,
         apply_postprocessing=apply_postprocessing,
+        **extra,
     )
     perturb_constant_tensors_(model, seed=seed)
     if object_score_bias is not None:

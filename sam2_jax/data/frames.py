@@ -21,10 +21,13 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    import av
 
 IMG_MEAN = np.array((0.485, 0.456, 0.406), dtype=np.float32)
 IMG_STD = np.array((0.229, 0.224, 0.225), dtype=np.float32)
@@ -32,6 +35,13 @@ JPEG_EXTENSIONS = (".jpg", ".jpeg")
 DEFAULT_CACHE_SIZE = 16
 
 VideoInput = str | os.PathLike | bytes | np.ndarray
+
+
+def _pyav():
+    """PyAV, imported when a video file is first opened (JPEG folders and arrays need none)."""
+    import av
+
+    return av
 
 
 def normalize_frame(image: Image.Image, image_size: int) -> np.ndarray:
@@ -107,10 +117,11 @@ class _VideoFile:
     def __init__(self, video: Path | bytes):
         self.video = video
         self.name = "<video bytes>" if isinstance(video, bytes) else f"'{video}'"
+        self._av = _pyav()
         self.container, self.stream = self._open()
         try:
             pts = [p.pts for p in self.container.demux(self.stream) if p.size]
-        except av.error.FFmpegError as err:
+        except self._av.error.FFmpegError as err:
             raise ValueError(
                 f"unsupported file type or corrupt video: cannot demux {self.name} ({err})"
             ) from err
@@ -119,15 +130,15 @@ class _VideoFile:
         if None in pts:
             raise ValueError(f"video {self.name} has packets without timestamps")
         self.pts = sorted(pts)
-        self._decoder: Iterator[av.VideoFrame] | None = None
+        self._decoder: Iterator["av.VideoFrame"] | None = None
         self._last = -1
         self.width, self.height = self.read(0).size
 
-    def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    def _open(self) -> tuple["av.container.InputContainer", "av.video.stream.VideoStream"]:
         source = io.BytesIO(self.video) if isinstance(self.video, bytes) else str(self.video)
         try:
-            container = av.open(source)
-        except av.error.FFmpegError as err:
+            container = self._av.open(source)
+        except self._av.error.FFmpegError as err:
             raise ValueError(
                 f"unsupported file type: {self.name} is neither a folder of JPEG "
                 f"frames nor a video PyAV can decode ({err})"
@@ -151,7 +162,7 @@ class _VideoFile:
                 if frame.pts == self.pts[t]:
                     self._last = t
                     return frame.to_image()
-        except av.error.FFmpegError as err:
+        except self._av.error.FFmpegError as err:
             raise ValueError(f"cannot decode frame {t} of video {self.name}: {err}") from err
         raise ValueError(f"cannot decode frame {t} of video {self.name}: frame not found")
 
@@ -165,7 +176,7 @@ class _VideoFile:
                         break
                     yield frame.to_image()
                     t += 1
-            except av.error.FFmpegError as err:
+            except self._av.error.FFmpegError as err:
                 raise ValueError(f"cannot decode frame {t} of video {self.name}: {err}") from err
         if t < len(self):
             raise ValueError(f"video {self.name} decoded to {t} frames, {len(self)} indexed")

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The GPU benchmark, for a lent GPU machine without network (docs/PERFORMANCE.md, GPU section).
+#
+#   bash bench/gpu.sh prepare              # here: fill .gpu/ with what the GPU image lacks
+#   bash bench/gpu.sh [PHASE ...]          # there (default: env video eval vos train)
+#
+# .gpu/ (git-ignored, carried with the working tree) holds site/, the pure-Python packages the
+# GPU image lacks (the official sam2 as the reference, hydra-core, omegaconf, antlr4, iopath,
+# ml_collections), and data/, the first 16 bedroom frames. Phases run in order of value, each
+# under its own time limit, each writing $OUT/<phase>.json as rows finish, so a timeout keeps
+# what was measured. Both sides compute in bf16 (ours dtype=bfloat16; the official under
+# torch.autocast(bfloat16), as its tools/vos_inference.py).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == prepare ]]; then
+  site=$(python -c "import sam2, pathlib; print(pathlib.Path(sam2.__file__).parent.parent)")
+  rm -rf .gpu && mkdir -p .gpu/site .gpu/data/sam2_demo/bedroom
+  for p in sam2 hydra omegaconf antlr4 iopath ml_collections; do cp -r "$site/$p" .gpu/site/; done
+  find .gpu -name __pycache__ -prune -exec rm -rf {} +
+  data=${SAM2_SHARED_DATA:-../shared/data}
+  cp "$data"/sam2_demo/bedroom/000{00..15}.jpg .gpu/data/sam2_demo/bedroom/
+  grep -qx "/.gpu/" .git/info/exclude 2>/dev/null || echo "/.gpu/" >>.git/info/exclude
+  du -sh .gpu
+  exit
+fi
+
+OUT=${OUT:-/tmp/sam2_gpu_bench}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD:$PWD/.gpu/site:${PYTHONPATH:-}" SAM2_SHARED_DATA="$PWD/.gpu/data"
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+export XLA_PYTHON_CLIENT_MEM_FRACTION=0.5  # the official side shares the GPU
+export JAX_COMPILATION_CACHE_DIR=/tmp/sam2_jax_cache
+PEAK_BF16_TFLOPS=${PEAK_BF16_TFLOPS:-989}  # H100 SXM dense bf16 (datasheet), for MFU
+
+run() {  # run NAME SECONDS COMMAND...: log to $OUT/NAME.log, print the table rows
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name (limit ${limit}s) $(date +%T)"
+  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  local rc=$?
+  grep -E "^\||^machine|^sam2|^bfloat16|^masks|Error" "$OUT/$name.log" | grep -v "^|---"
+  ((rc == 0)) || { echo "-- $name exit $rc; last lines:"; tail -5 "$OUT/$name.log"; }
+}
+
+for phase in "${@:-env video eval vos train}"; do
+  for p in $phase; do
+    case $p in
+      env)
+        nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+        python3 -c "import jax, flax, torch, sam2_jax.build, sam2.build_sam; \
+print('python', __import__('sys').version.split()[0], 'jax', jax.__version__, 'flax', \
+flax.__version__, 'torch', torch.__version__, jax.devices())" 2>&1 | tail -3 ;;
+      video)
+        run video 240 python3 -m bench.video fps --sizes 1024 --objects 1 4 --dtype bfloat16 \
+          --threads 16 --json "$OUT/video.json" ;;
+      eval)
+        run eval 200 python3 -m bench.eval --synthetic 8 --frames 24 --objects 3 --size 1024 \
+          --videos-per-device 8 --dtype bfloat16 --threads 16 --json "$OUT/eval.json" ;;
+      vos)
+        run vos 150 python3 -m bench.video fps --sizes 1024 --objects 1 --dtype bfloat16 \
+          --sides official_vos --threads 16 --json "$OUT/vos.json" ;;
+      train)
+        run train 200 python3 -m bench.train --cases small tiny512 --ours-only --dtype bfloat16 \
+          --repeats 5 --peak-tflops "$PEAK_BF16_TFLOPS" --json "$OUT/train.json" ;;
+      *) echo "unknown phase $p (env video eval vos train)" && exit 2 ;;
+    esac
+  done
+done
