@@ -3,6 +3,7 @@
 #
 #   bash bench/gpu.sh prepare              # here: fill .gpu/ with what the GPU image lacks
 #   bash bench/gpu.sh [PHASE ...]          # there (default: env video eval vos train)
+#                                          # profile: jax.profiler trace of ours at 1024
 #
 # .gpu/ (git-ignored, carried with the working tree) holds site/, the pure-Python packages the
 # GPU image lacks (the official sam2 as the reference, hydra-core, omegaconf, antlr4, iopath,
@@ -57,13 +58,23 @@ flax.__version__, 'torch', torch.__version__, jax.devices())" 2>&1 | tail -3 ;;
       eval)
         run eval 200 python3 -m bench.eval --synthetic 8 --frames 24 --objects 3 --size 1024 \
           --videos-per-device 8 --dtype bfloat16 --threads 16 --json "$OUT/eval.json" ;;
+      profile)
+        XLA_FLAGS="--xla_dump_to=/tmp/sam2_dump --xla_dump_hlo_as_text --xla_dump_hlo_pass_re=NONE" \
+          run profile 150 python3 -m bench.video fps --sizes 1024 --objects 1 --sides ours \
+          --dtype bfloat16 --trace /tmp/sam2_trace --json "$OUT/profile.json"
+        for depth in 2 4; do
+          python3 -m bench.trace_summary /tmp/sam2_trace --hlo-dump /tmp/sam2_dump \
+            --depth $depth --top 30 | tee "$OUT/profile_depth$depth.md" | head -22
+        done
+        tar czf "$OUT/trace.tgz" -C /tmp sam2_trace
+        (cd /tmp/sam2_dump && tar czf "$OUT/hlo.tgz" ./*after_optimizations.txt) ;;
       vos)
         run vos 150 python3 -m bench.video fps --sizes 1024 --objects 1 --dtype bfloat16 \
           --sides official_vos --threads 16 --json "$OUT/vos.json" ;;
       train)
-        run train 200 python3 -m bench.train --cases small tiny512 --ours-only --dtype bfloat16 \
+        run train 200 python3 -m bench.train --cases tiny512 --ours-only --dtype bfloat16 \
           --repeats 5 --peak-tflops "$PEAK_BF16_TFLOPS" --json "$OUT/train.json" ;;
-      *) echo "unknown phase $p (env video eval vos train)" && exit 2 ;;
+      *) echo "unknown phase $p (env video eval profile vos train)" && exit 2 ;;
     esac
   done
 done

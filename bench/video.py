@@ -13,7 +13,8 @@ ours runs chunks of `--frames` frames). Frames are decoded and resized before pr
 on both sides (the official `init_state` preloads; ours is told to). `official_vos` is the
 official `vos_optimized=True` predictor (torch.compile, max-autotune). bfloat16: ours computes
 in bf16 (`dtype=bfloat16`), the official runs under `torch.autocast(bfloat16)` as its
-`tools/vos_inference.py` does.
+`tools/vos_inference.py` does. `--trace DIR` records our timed propagations with
+`jax.profiler` (summarise with `python -m bench.trace_summary`).
 `memory`: peak resident memory of our streaming tracker (`streaming.track_video`) over videos of
 each length (frames cycled from the demo through symlinks, decoded lazily), one process each.
 """
@@ -137,7 +138,15 @@ def fps(args) -> None:
                     t0 = time.perf_counter()
                     _steady_fps(pred, video, masks, args.frames, context)  # warm-up / compile
                     warmup = time.perf_counter() - t0
-                    rates[side] = _steady_fps(pred, video, masks, args.frames, context)
+                    trace = contextlib.nullcontext()
+                    if args.trace and side == "ours":
+                        import jax
+
+                        trace = jax.profiler.trace(
+                            args.trace / f"{size}_{n_obj}", create_perfetto_trace=True
+                        )
+                    with trace:
+                        rates[side] = _steady_fps(pred, video, masks, args.frames, context)
                     append_json(args.json, {
                         "bench": "video_fps", "side": side, "size": size, "objects": n_obj,
                         "dtype": args.dtype, "frames_per_s": rates[side],
@@ -197,6 +206,7 @@ def main() -> None:
     f.add_argument("--frames", type=int, default=8)
     f.add_argument("--threads", type=int, default=2)
     f.add_argument("--sides", nargs="+", choices=SIDES, default=["ours", "official"])
+    f.add_argument("--trace", type=Path, help="jax.profiler trace of our timed propagations")
     add_device_args(f)
     m = sub.add_parser("memory")
     m.add_argument("--lengths", type=int, nargs="+", default=[100, 2000])
