@@ -55,6 +55,11 @@ def _masks(num_objects: int, h: int = 540, w: int = 960) -> list[np.ndarray]:
     return out
 
 
+def _host_mask(logits) -> np.ndarray:
+    """`logits > 0` in host memory (ours yields numpy; the official, tensors on its device)."""
+    return logits > 0 if isinstance(logits, np.ndarray) else (logits > 0).cpu().numpy()
+
+
 def _steady_fps(predictor, video, masks, frames, context) -> float:
     """Frames/s over the last `frames` of a 2 x `frames` propagation; every yielded mask is
     thresholded into host memory, as `tools/vos_inference.py` does (this also synchronises)."""
@@ -68,7 +73,7 @@ def _steady_fps(predictor, video, masks, frames, context) -> float:
         for _, _, logits in predictor.propagate_in_video(
             state, max_frame_num_to_track=2 * frames - 1
         ):
-            np.asarray(logits > 0) if isinstance(logits, np.ndarray) else (logits > 0).cpu()
+            _host_mask(logits)
             stamps.append(time.perf_counter())
     return frames / (stamps[-1] - stamps[frames - 1])
 
