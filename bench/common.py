@@ -75,10 +75,6 @@ def official_autocast(device: str, dtype: str):
     return torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
 
 
-def ours_dtype_overrides(dtype: str) -> list[str]:
-    return [] if dtype == "float32" else [f"dtype={dtype}"]
-
-
 def append_json(path: Path | None, record: dict) -> None:
     """Append `record` to the JSON list in `path` (rewritten whole, so a killed run keeps rows)."""
     if path is None:

@@ -63,7 +63,7 @@ def main() -> None:
     import torch
     from oracle import build_official, save_official_checkpoint
 
-    from bench.common import official_autocast, ours_dtype_overrides, torch_device
+    from bench.common import official_autocast, torch_device
     from sam2_jax.data.synthetic import write_davis_dataset
     from sam2_jax.eval.formats import list_videos, load_video, read_label_png
     from sam2_jax.eval.run import run
@@ -91,7 +91,7 @@ def main() -> None:
             "--config", args.config, "--checkpoint", str(ckpt), "--data", str(args.data),
             "--videos-per-device", str(args.videos_per_device),
         ]  # fmt: skip
-        overrides = [f"image_size={args.size}", *ours_dtype_overrides(args.dtype)]
+        overrides = [f"image_size={args.size}", f"dtype={args.dtype}"]
         rows = []
         for label in ("sam2-jax eval.py, cold (compile included)", "sam2-jax eval.py, warm"):
             summary = run([*ours_args, "--out", str(tmp / label[-4:]), *overrides])

@@ -87,7 +87,7 @@ def fps(args) -> None:
     import torch
     from oracle import build_official, save_official_checkpoint
 
-    from bench.common import official_autocast, ours_dtype_overrides, torch_device
+    from bench.common import official_autocast, torch_device
     from sam2_jax.predictors.video import build_sam2_video_predictor
 
     torch.set_num_threads(args.threads)
@@ -121,7 +121,7 @@ def fps(args) -> None:
                         build_sam2_video_predictor(
                             "sam2.1_hiera_t", ckpt,
                             [f"image_size={size}", f"tracking.chunk_size={args.frames}",
-                             *ours_dtype_overrides(args.dtype)],
+                             f"dtype={args.dtype}"],
                             apply_postprocessing=False,
                         ),
                         contextlib.nullcontext,
