@@ -12,10 +12,10 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SAM2_SHARED_DATA", ROOT.parent / "shared" / "data"))
-sys.path.insert(
-    0, str(ROOT / "tests" / "support")
-)  # stand-in torchvision for the official predictor
-sys.path.insert(0, str(ROOT / "tests"))
+# The stand-in torchvision for the official predictors, and the oracle helpers (once each).
+for _path in (str(ROOT / "tests" / "support"), str(ROOT / "tests")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 
 def machine() -> str:
@@ -44,8 +44,19 @@ def row(name: str, ours: float, official: float, unit: str = "s") -> str:
     return f"| {name} | {ours:.3f} {unit} | {official:.3f} {unit} | {official / ours:.2f}x |"
 
 
+def add_output_args(parser) -> None:
+    """`--json` (rows out) and `--official-cache` (the official side's results, reused)."""
+    parser.add_argument("--json", type=Path, default=None, help="append each row to this file")
+    parser.add_argument(
+        "--official-cache",
+        type=Path,
+        default=None,
+        help="JSON file of the official side's results (reused when the key matches)",
+    )
+
+
 def add_device_args(parser) -> None:
-    """`--dtype`, `--device` (the official side's torch device) and `--json` for a benchmark."""
+    """`--dtype`, `--device` (the official side's torch device) and the output arguments."""
     parser.add_argument(
         "--dtype",
         choices=("float32", "bfloat16"),
@@ -57,7 +68,7 @@ def add_device_args(parser) -> None:
         default=None,
         help="torch device of the official side (default: cuda if available)",
     )
-    parser.add_argument("--json", type=Path, default=None, help="append each row to this file")
+    add_output_args(parser)
 
 
 def torch_device(requested: str | None) -> str:
@@ -84,3 +95,43 @@ def append_json(path: Path | None, record: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(rows, indent=1))
     tmp.replace(path)
+
+
+def _official_versions(device: str) -> dict:
+    """What an official measurement depends on besides its case: torch, sam2, the machine."""
+    import importlib.metadata
+
+    import torch
+
+    try:
+        sam2_version = importlib.metadata.version("sam2")
+    except importlib.metadata.PackageNotFoundError:  # a copied package without metadata
+        sam2_version = "unknown"
+    hardware = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    if device.startswith("cuda"):
+        hardware = torch.cuda.get_device_name(device)
+    return {
+        "torch": torch.__version__, "sam2": sam2_version, "hardware": hardware,
+        "threads": torch.get_num_threads(),
+    }  # fmt: skip
+
+
+def official_result(
+    cache: Path | None, key: dict, device: str, measure: Callable[[], dict]
+) -> dict:
+    """The official side's measurement of case `key` on torch `device`: from the JSON `cache`
+    when it holds the same case with the same torch and sam2 versions, hardware and threads,
+    else `measure()`d and stored there (a rerun then times only ours). `cached` says which."""
+    if cache is None:
+        return {**measure(), "cached": False}
+    full_key = json.dumps({**key, **_official_versions(device)}, sort_keys=True)
+    entries = json.loads(cache.read_text()) if cache.exists() else {}
+    if full_key in entries:
+        return {**entries[full_key], "cached": True}
+    result = measure()
+    entries[full_key] = result
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, indent=1))
+    tmp.replace(cache)
+    return {**result, "cached": False}

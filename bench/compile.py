@@ -1,6 +1,6 @@
 """Compile time of the scanned clip programs against clip length: flat by construction.
 
-    python -m bench.compile [--lengths 8 32 128] [--size 256]
+    python -m bench.compile [--lengths 8 32 128] [--size 256] [--json FILE]
 
 - tracking: `streaming.track_video` with `chunk_size` = the clip length, so the whole clip is
   one `lax.scan` program (sam2.1_hiera_t at `--size`, 1 object); compile = JAX's own compile
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from bench.common import machine
+from bench.common import add_output_args, append_json, machine
 
 COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_trace_duration",
@@ -84,6 +84,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--lengths", nargs="+", type=int, default=[8, 32, 128])
     p.add_argument("--size", type=int, default=256, help="tracking image size")
+    add_output_args(p)
     args = p.parse_args()
     print(f"machine: {machine()}")
     print(f"| clip frames | tracking compile (sam2.1_hiera_t @{args.size}) | "
@@ -92,6 +93,8 @@ def main() -> None:
         track = tracking_compile_seconds(length, args.size)
         train = training_compile_seconds(length)
         print(f"| {length} | {track:.1f} s | {train:.1f} s |", flush=True)
+        append_json(args.json, {"bench": "compile", "frames": length, "size": args.size,
+                                "tracking_compile_s": track, "train_compile_s": train})  # fmt: skip
 
 
 if __name__ == "__main__":

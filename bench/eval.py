@@ -47,6 +47,26 @@ def _official_run(predictor, data: Path, out: Path, autocast) -> int:
     return frames
 
 
+def _timed_official_run(predictor, data: Path, out: Path, dtype: str, device: str) -> dict:
+    from bench.common import official_autocast
+
+    t0 = time.perf_counter()
+    frames = _official_run(predictor, data, out, official_autocast(device, dtype))
+    return {"frames": frames, "seconds": time.perf_counter() - t0}
+
+
+def _report(args, label: str, frames: int, seconds: float, official_fps: float) -> None:
+    """Print one table row and append it to --json."""
+    fps = frames / seconds
+    print(f"| {label} | {frames} | {seconds:.1f} | {fps:.2f} | {fps / official_fps:.2f}x |",
+          flush=True)  # fmt: skip
+    append_json(args.json, {
+        "bench": "eval", "run": label, "size": args.size, "dtype": args.dtype,
+        "data": args.data.name, "videos_per_device": args.videos_per_device, "frames": frames,
+        "seconds": seconds, "frames_per_s": fps, "vs_official": fps / official_fps,
+    })  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config", default="sam2.1_hiera_t")
@@ -63,7 +83,7 @@ def main() -> None:
     import torch
     from oracle import build_official, save_official_checkpoint
 
-    from bench.common import official_autocast, torch_device
+    from bench.common import official_result, torch_device
     from sam2_jax.data.synthetic import write_davis_dataset
     from sam2_jax.eval.formats import list_videos, load_video, read_label_png
     from sam2_jax.eval.run import run
@@ -92,39 +112,36 @@ def main() -> None:
             "--videos-per-device", str(args.videos_per_device),
         ]  # fmt: skip
         overrides = [f"image_size={args.size}", f"dtype={args.dtype}"]
-        rows = []
+        print(
+            f"{args.config} at {args.size} px, {args.dtype}, {args.data.name}, ours "
+            f"{args.videos_per_device} videos per device in lockstep\n"
+            "| run | frames | seconds | frames/s | vs official |\n|---|---|---|---|---|", flush=True
+        )  # fmt: skip
+        case = {"bench": "eval", "config": args.config, "size": args.size, "dtype": args.dtype,
+                "data": str(args.data) if not args.synthetic else
+                f"synthetic {args.synthetic}x{args.frames}x{args.objects}"}  # fmt: skip
+        official_out = tmp / "official"
+        official_run = official_result(
+            args.official_cache, case, device,
+            lambda: _timed_official_run(official, args.data, official_out, args.dtype, device),
+        )  # fmt: skip
+        official_fps = official_run["frames"] / official_run["seconds"]
+        _report(args, "official SAM2VideoPredictor", official_run["frames"],
+                official_run["seconds"], official_fps)  # fmt: skip
         for label in ("sam2-jax eval.py, cold (compile included)", "sam2-jax eval.py, warm"):
             summary = run([*ours_args, "--out", str(tmp / label[-4:]), *overrides])
             r = summary["run"]
-            rows.append((label, r["frames_this_run"], r["seconds_this_run"]))
-        t0 = time.perf_counter()
-        frames = _official_run(
-            official, args.data, tmp / "official", official_autocast(device, args.dtype)
-        )
-        rows.append(("official SAM2VideoPredictor", frames, time.perf_counter() - t0))
+            _report(args, label, r["frames_this_run"], r["seconds_this_run"], official_fps)
+        if official_run["cached"]:
+            print("official result from --official-cache: masks not compared")
+            return
         same = total = 0
         for name in list_videos(args.data, "davis"):
             video = load_video(args.data, "davis", name)
             for t in range(video.num_frames):
                 a = read_label_png(tmp / "warm" / name / f"{video.frame_names[t]}.png")
-                b = read_label_png(tmp / "official" / name / f"{video.frame_names[t]}.png")
+                b = read_label_png(official_out / name / f"{video.frame_names[t]}.png")
                 same, total = same + int((a == b).sum()), total + a.size
-    print(
-        f"{args.config} at {args.size} px, {args.dtype}, {args.data.name}: {rows[0][1]} frames, "
-        f"ours {args.videos_per_device} videos per device in lockstep"
-    )
-    print("| run | frames | seconds | frames/s | vs official |")
-    print("|---|---|---|---|---|")
-    official_fps = rows[-1][1] / rows[-1][2]
-    for label, n, seconds in rows:
-        fps = n / seconds
-        print(f"| {label} | {n} | {seconds:.1f} | {fps:.2f} | {fps / official_fps:.2f}x |")
-        append_json(args.json, {
-            "bench": "eval", "run": label, "size": args.size, "dtype": args.dtype,
-            "data": args.data.name, "videos_per_device": args.videos_per_device,
-            "frames": n, "seconds": seconds, "frames_per_s": fps,
-            "vs_official": fps / official_fps,
-        })  # fmt: skip
     print(f"masks equal to the official on {100 * same / total:.5f}% of pixels")
 
 

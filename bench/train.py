@@ -14,14 +14,17 @@ every official step, so every step does the same work) and ours from the same ge
   `torch.optim.AdamW` step, median of `--repeats` steps after one warm-up step.
 Both in fp32 with the same threads (--dtype bfloat16: ours computes in bf16 with fp32 params and
 optimizer state, the official under bf16 autocast as its trainer's AMP). `--ours-only` times ours
-alone, from random weights (no official trainer needed). FLOPs are XLA's cost analysis of our
-compiled step (forward and backward as executed, including rematerialisation); MFU = FLOPs /
-step time / peak, printed when `--peak-tflops` (of the device, for the dtype) is given.
+alone, from random weights (no official trainer needed); `--compile-only` compiles ours and exits,
+which fills JAX's persistent compilation cache (`JAX_COMPILATION_CACHE_DIR`) for a later run.
+FLOPs are XLA's cost analysis of our compiled step (forward and backward as executed, including
+rematerialisation); MFU = FLOPs / step time / peak, printed when `--peak-tflops` (of the device,
+for the dtype) is given.
 """
 
 import argparse
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -115,14 +118,40 @@ def _build(case: Case, prompts, dtype: str, ours_only: bool):
     return ours, official
 
 
-def run_case(
-    case: Case, repeats: int, peak_tflops: float, dtype: str = "float32", ours_only: bool = False,
-    device: str = "cpu",
-) -> dict:  # fmt: skip
-    import jax
+def _official_seconds(official, images, masks, plan, prompts, opt_cfg, dtype, device, repeats):
+    """Median seconds of the official forward + loss + backward + clipping + AdamW step."""
     import torch
+    import training.model.sam2 as official_module
+    from train_oracle import official_batch, official_criterion
 
     from bench.common import official_autocast
+
+    official.to(device)
+    torch_batch = official_batch(images, masks).to(device)
+    optimizer = torch.optim.AdamW(official.parameters(), lr=opt_cfg.base_lr, weight_decay=0.1)
+    criterion = official_criterion()
+    autocast = official_autocast(device, dtype)
+    patched = ("get_next_point", "sample_box_points")
+    originals = {k: getattr(official_module, k) for k in patched}
+    try:
+        return median_time(
+            lambda: _official_step(
+                official, optimizer, criterion, torch_batch, masks, plan, prompts, autocast
+            ),
+            repeats,
+        )
+    finally:
+        for k, v in originals.items():
+            setattr(official_module, k, v)
+
+
+def run_case(
+    case: Case, repeats: int, peak_tflops: float, dtype: str = "float32", ours_only: bool = False,
+    device: str = "cpu", compile_only: bool = False, official_cache: Path | None = None,
+) -> dict:  # fmt: skip
+    import jax
+
+    from bench.common import official_result
     from sam2_jax.train.forward import TrainBatch
     from sam2_jax.train.losses import LossConfig
     from sam2_jax.train.optimizer import OptimizerConfig, make_optimizer
@@ -143,6 +172,9 @@ def run_case(
     compiled = step.lower(state, batch, plan).compile()
     compile_seconds = time.perf_counter() - t0
     flops = (compiled.cost_analysis() or {}).get("flops", float("nan"))
+    if compile_only:
+        return {"bench": "train_compile", "case": case.name, "dtype": dtype,
+                "compile_s": compile_seconds, "gflop_per_step": flops / 1e9}  # fmt: skip
     holder = {"state": state}
 
     def ours_step():
@@ -153,26 +185,12 @@ def run_case(
 
     official_seconds = float("nan")
     if official is not None:
-        import training.model.sam2 as official_module
-        from train_oracle import official_batch, official_criterion
-
-        official.to(device)
-        torch_batch = official_batch(images, masks).to(device)
-        optimizer = torch.optim.AdamW(official.parameters(), lr=opt_cfg.base_lr, weight_decay=0.1)
-        criterion = official_criterion()
-        autocast = official_autocast(device, dtype)
-        patched = ("get_next_point", "sample_box_points")
-        originals = {k: getattr(official_module, k) for k in patched}
-        try:
-            official_seconds = median_time(
-                lambda: _official_step(
-                    official, optimizer, criterion, torch_batch, masks, plan, prompts, autocast
-                ),
-                repeats,
-            )
-        finally:
-            for k, v in originals.items():
-                setattr(official_module, k, v)
+        case_key = {"bench": "train", "case": case.name, "dtype": dtype, "repeats": repeats}
+        official_seconds = official_result(
+            official_cache, case_key, device,
+            lambda: {"step_s": _official_seconds(
+                official, images, masks, plan, prompts, opt_cfg, dtype, device, repeats)},
+        )["step_s"]  # fmt: skip
     result = {
         "bench": "train", "case": case.name, "dtype": dtype, "size": case.size,
         "frames": case.frames, "objects": case.objects,
@@ -195,6 +213,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--peak-tflops", type=float, default=0.0, help="device peak, for MFU")
     p.add_argument("--ours-only", action="store_true", help="time ours alone (random init)")
+    p.add_argument(
+        "--compile-only", action="store_true",
+        help="compile ours and exit (fills JAX's persistent compilation cache for a later run)",
+    )  # fmt: skip
     add_device_args(p)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -209,9 +231,14 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|" + ("---|" if args.peak_tflops else ""))
     for name in args.cases:
         r = run_case(
-            CASES[name], args.repeats, args.peak_tflops, args.dtype, args.ours_only, device
-        )
+            CASES[name], args.repeats, args.peak_tflops, args.dtype, args.ours_only, device,
+            args.compile_only, args.official_cache,
+        )  # fmt: skip
         append_json(args.json, r)
+        if args.compile_only:
+            print(f"| {r['case']} | compile {r['compile_s']:.0f} s | {r['gflop_per_step']:.1f} "
+                  "GFLOP/step |", flush=True)  # fmt: skip
+            continue
         mfu = f" {100 * r['mfu']:.1f}% |" if "mfu" in r else ""
         print(
             f"| {r['case']} | {r['frames']} x {r['objects']} | {r['ours_step_s']:.2f} s | "

@@ -2,7 +2,7 @@
 
     python -m bench.video fps [--sizes 512 1024] [--objects 1 4] [--frames 8]
         [--sides ours official official_vos] [--dtype float32|bfloat16] [--json FILE]
-    python -m bench.video memory [--lengths 100 2000] [--size 256]
+    python -m bench.video memory [--lengths 100 1000 2000] [--size 256] [--json FILE]
 
 `fps`: both predictors get the same random weights (official -> .pt -> our converter), the same
 JPEG frames (bedroom demo) and the same mask prompts on frame 0; each propagates once to warm up
@@ -15,11 +15,17 @@ official `vos_optimized=True` predictor (torch.compile, max-autotune). bfloat16:
 in bf16 (`dtype=bfloat16`), the official runs under `torch.autocast(bfloat16)` as its
 `tools/vos_inference.py` does. `--trace DIR` records our timed propagations with
 `jax.profiler` (summarise with `python -m bench.trace_summary`).
-`memory`: peak resident memory of our streaming tracker (`streaming.track_video`) over videos of
-each length (frames cycled from the demo through symlinks, decoded lazily), one process each.
+`memory`: peak resident memory and frames/s over videos of each length (demo frames cycled
+through symlinks), one process per side and length: ours the streaming tracker
+(`streaming.track_video`, frames decoded lazily), the official `SAM2VideoPredictor` (its
+`init_state` loads every frame; it keeps every frame's outputs), both from opening the video to
+the last mask (our compile included). `--official-cache FILE` (all subcommands) reuses the
+official side's results measured with the same versions on the same machine.
 """
 
 import argparse
+import contextlib
+import functools
 import os
 import resource
 import subprocess
@@ -30,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, SHARED_DATA, add_device_args, append_json, machine
+from bench.common import ROOT, SHARED_DATA, add_device_args, add_output_args, append_json, machine
 
 BEDROOM = SHARED_DATA / "sam2_demo" / "bedroom"
 
@@ -78,16 +84,30 @@ def _steady_fps(predictor, video, masks, frames, context) -> float:
     return frames / (stamps[-1] - stamps[frames - 1])
 
 
+def _measure(predictor, video, masks, frames, context, trace: Path | None) -> dict:
+    """One warm-up (compiling) propagation, then the steady-state rate; `trace`: record the
+    timed propagation with jax.profiler there."""
+    t0 = time.perf_counter()
+    _steady_fps(predictor, video, masks, frames, context)
+    warmup = time.perf_counter() - t0
+    recording = contextlib.nullcontext()
+    if trace is not None:
+        import jax
+
+        recording = jax.profiler.trace(trace, create_perfetto_trace=True)
+    with recording:
+        rate = _steady_fps(predictor, video, masks, frames, context)
+    return {"frames_per_s": rate, "warmup_propagation_s": warmup}
+
+
 SIDES = ("ours", "official", "official_vos")  # official_vos: SAM2VideoPredictorVOS
 
 
 def fps(args) -> None:
-    import contextlib
-
     import torch
     from oracle import build_official, save_official_checkpoint
 
-    from bench.common import official_autocast, torch_device
+    from bench.common import official_autocast, official_result, torch_device
     from sam2_jax.predictors.video import build_sam2_video_predictor
 
     torch.set_num_threads(args.threads)
@@ -140,23 +160,19 @@ def fps(args) -> None:
                 masks = _masks(n_obj)
                 rates = {}
                 for side, (pred, context) in predictors.items():
-                    t0 = time.perf_counter()
-                    _steady_fps(pred, video, masks, args.frames, context)  # warm-up / compile
-                    warmup = time.perf_counter() - t0
-                    trace = contextlib.nullcontext()
-                    if args.trace and side == "ours":
-                        import jax
-
-                        trace = jax.profiler.trace(
-                            args.trace / f"{size}_{n_obj}", create_perfetto_trace=True
-                        )
-                    with trace:
-                        rates[side] = _steady_fps(pred, video, masks, args.frames, context)
-                    append_json(args.json, {
-                        "bench": "video_fps", "side": side, "size": size, "objects": n_obj,
-                        "dtype": args.dtype, "frames_per_s": rates[side],
-                        "warmup_propagation_s": warmup, "official_device": device,
-                    })  # fmt: skip
+                    traced = args.trace is not None and side == "ours"
+                    trace = args.trace / f"{size}_{n_obj}" if traced else None
+                    measure = functools.partial(
+                        _measure, pred, video, masks, args.frames, context, trace
+                    )
+                    case = {"bench": "video_fps", "side": side, "size": size, "objects": n_obj,
+                            "dtype": args.dtype, "frames": args.frames}  # fmt: skip
+                    if side == "ours":
+                        result = measure()
+                    else:
+                        result = official_result(args.official_cache, case, device, measure)
+                    rates[side] = result["frames_per_s"]
+                    append_json(args.json, {**case, **result, "official_device": device})
                 cells = [f"{rates[s]:.2f}" for s in args.sides]
                 if "ours" in rates:
                     cells = [cells[0]] + [
@@ -166,42 +182,81 @@ def fps(args) -> None:
                 print(f"| {size} | {n_obj} | " + " | ".join(cells) + " |", flush=True)
 
 
-def _memory_child(length: int, size: int) -> None:
-    """Run in a subprocess: stream `length` frames, print peak RSS (MiB) and frames/s."""
-    from sam2_jax.build import build_sam2
-    from sam2_jax.data.frames import load_video_frames
-    from sam2_jax.streaming import track_video
+def _memory_child(side: str, length: int, size: int, threads: int) -> None:
+    """Run in a subprocess: track `length` frames with `side`, print peak RSS (MiB) and frames/s
+    (from opening the video to the last mask: frame loading and our compile included)."""
+    import torch
 
-    model = build_sam2("sam2.1_hiera_t", None, [f"image_size={size}"], apply_postprocessing=False)
+    torch.set_num_threads(threads)
+    mask = _masks(1)[0]
     with tempfile.TemporaryDirectory() as tmp:
-        frames = load_video_frames(_video_dir(length, Path(tmp) / "v"), size)
-        t0, n = time.perf_counter(), 0
-        for _ in track_video(model, frames, {0: {0: _masks(1)[0]}}, 1):
-            n += 1
+        video = _video_dir(length, Path(tmp) / "v")
+        n = 0
+        if side == "ours":
+            from sam2_jax.build import build_sam2
+            from sam2_jax.data.frames import load_video_frames
+            from sam2_jax.streaming import track_video
+
+            model = build_sam2(
+                "sam2.1_hiera_t", None, [f"image_size={size}"], apply_postprocessing=False
+            )
+            t0 = time.perf_counter()
+            for _ in track_video(model, load_video_frames(video, size), {0: {0: mask}}, 1):
+                n += 1
+        else:
+            from oracle import build_official
+
+            predictor = build_official(
+                "sam2.1_hiera_t", image_size=size, video=True, apply_postprocessing=False
+            )
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                state = predictor.init_state(str(video))
+                predictor.add_new_mask(state, 0, 1, mask)
+                for _ in predictor.propagate_in_video(state):
+                    n += 1
         elapsed = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{length} {peak:.0f} {n / elapsed:.2f}")
+    print(f"{peak:.0f} {n / elapsed:.3f}")
+
+
+def _memory_run(side: str, length: int, size: int, threads: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.video", "_memory_child", side, str(length), str(size),
+         str(threads)],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ}, check=True,
+    ).stdout.split()  # fmt: skip
+    return {"peak_rss_mib": float(out[-2]), "frames_per_s": float(out[-1])}
 
 
 def memory(args) -> None:
-    print(f"machine: {machine()}")
-    print(f"streaming track_video, sam2.1_hiera_t at {args.size}px, 1 object, fp32")
-    print("| frames | peak RSS (MiB) | frames/s (incl. compile) |\n|---|---|---|")
+    from bench.common import official_result
+
+    print(f"machine: {machine()}; torch threads {args.threads}")
+    print(f"sam2.1_hiera_t at {args.size} px, 1 object, fp32; ours: streaming `track_video`, "
+          "frames decoded lazily; official: SAM2VideoPredictor (init_state preloads)")  # fmt: skip
+    print("| frames | ours peak RSS (MiB) | official peak RSS (MiB) | ours frames/s | "
+          "official frames/s | speed-up |\n|---|---|---|---|---|---|")  # fmt: skip
     for length in args.lengths:
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.video", "_memory_child", str(length), str(args.size)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ},
-            check=True,
-        ).stdout.split()[-3:]
-        print(f"| {out[0]} | {out[1]} | {out[2]} |", flush=True)
+        case = {"bench": "video_memory", "frames": length, "size": args.size}
+        ours = _memory_run("ours", length, args.size, args.threads)
+        official = official_result(
+            args.official_cache, case, "cpu",
+            functools.partial(_memory_run, "official", length, args.size, args.threads),
+        )  # fmt: skip
+        for side, r in (("ours", ours), ("official", official)):
+            append_json(args.json, {**case, "side": side, **r})
+        print(
+            f"| {length} | {ours['peak_rss_mib']:.0f} | {official['peak_rss_mib']:.0f} | "
+            f"{ours['frames_per_s']:.2f} | {official['frames_per_s']:.2f} | "
+            f"{ours['frames_per_s'] / official['frames_per_s']:.2f}x |",
+            flush=True,
+        )
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_memory_child":
-        _memory_child(int(sys.argv[2]), int(sys.argv[3]))
+        _memory_child(sys.argv[2], *map(int, sys.argv[3:6]))
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -214,8 +269,10 @@ def main() -> None:
     f.add_argument("--trace", type=Path, help="jax.profiler trace of our timed propagations")
     add_device_args(f)
     m = sub.add_parser("memory")
-    m.add_argument("--lengths", type=int, nargs="+", default=[100, 2000])
+    m.add_argument("--lengths", type=int, nargs="+", default=[100, 1000, 2000])
     m.add_argument("--size", type=int, default=256)
+    m.add_argument("--threads", type=int, default=2)
+    add_output_args(m)
     args = p.parse_args()
     fps(args) if args.cmd == "fps" else memory(args)
 
