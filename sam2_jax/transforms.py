@@ -87,21 +87,12 @@ def transform_boxes(
     return transform_coords(boxes, orig_hw, resolution, normalize)
 
 
-def postprocess_masks(
-    masks: ArrayLike,
-    orig_hw: tuple[int, int],
-    max_hole_area: float = 0.0,
-    max_sprinkle_area: float = 0.0,
-) -> jax.Array:
+def postprocess_masks(masks: ArrayLike, orig_hw: tuple[int, int]) -> jax.Array:
     """Mask logits [B, K, h, w] -> float32 [B, K, H, W] at the original image size (H, W).
 
-    Only the SAM2ImagePredictor default (no hole / sprinkle filling) is implemented.
+    The official method also fills small holes and sprinkles first when asked; that filling
+    runs on the host (`sam2_jax.ops.fill_holes.fill_holes_and_sprinkles`).
     """
-    if max_hole_area > 0 or max_sprinkle_area > 0:
-        raise NotImplementedError(
-            "postprocess_masks: max_hole_area / max_sprinkle_area > 0 (hole and sprinkle "
-            "filling via connected components) is not implemented; use the default 0."
-        )
     masks = jnp.asarray(masks).astype(jnp.float32)
     out_hw = (int(orig_hw[0]), int(orig_hw[1]))
     return resize(masks, out_hw, "bilinear", antialias=False)

@@ -105,11 +105,3 @@ def test_postprocess_masks(low_hw, orig_hw):
     ref = _official(1024).postprocess_masks(torch.from_numpy(logits), orig_hw)
     ours = jax.jit(postprocess_masks, static_argnums=1)(logits, orig_hw)
     assert_close(ours, ref, TOL_MASKS, f"masks {low_hw} -> {orig_hw}")
-
-
-def test_postprocess_masks_hole_filling_not_implemented():
-    masks = np.zeros((1, 1, 8, 8), np.float32)
-    with pytest.raises(NotImplementedError, match="max_hole_area"):
-        postprocess_masks(masks, (16, 16), max_hole_area=8.0)
-    with pytest.raises(NotImplementedError, match="max_sprinkle_area"):
-        postprocess_masks(masks, (16, 16), max_sprinkle_area=8.0)

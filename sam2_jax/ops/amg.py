@@ -1,12 +1,11 @@
-"""Automatic-mask-generation helpers (<- sam2/utils/amg.py; the hole / sprinkle filling of
-sam2/utils/transforms.py::SAM2Transforms.postprocess_masks).
+"""Automatic-mask-generation helpers (<- sam2/utils/amg.py).
 
 Point grids, crop boxes, box and point uncropping, the crop-edge test and the run-length codes
 are NumPy (host side). `calculate_stability_score` and `batched_mask_to_box` are jnp, so they run
 inside the jitted mask program (they also accept NumPy input). The COCO compressed RLE is
 written here (pycocotools' `rleToString`), so pycocotools is not a runtime dependency.
 Connected components (8-connectivity) use `scipy.ndimage.label`, for the official OpenCV
-(`remove_small_regions`) and CUDA-extension (`fill_holes_and_sprinkles`) labelling.
+labelling in `remove_small_regions`.
 """
 
 import math
@@ -18,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import ndimage
 
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+from sam2_jax.ops.fill_holes import EIGHT_CONNECTED
 
 
 # ------------------------------------------------------------------------------- point grids
@@ -187,39 +186,6 @@ def coco_encode_rle(uncompressed_rle: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- small regions
-def _component_areas(binary: np.ndarray) -> np.ndarray:
-    """[H, W] bool -> [H, W] int: the area of each pixel's 8-connected component (0 off it)."""
-    labels, _ = ndimage.label(binary, structure=_EIGHT_CONNECTED)
-    areas = np.bincount(labels.ravel())
-    areas[0] = 0
-    return areas[labels]
-
-
-def fill_holes_and_sprinkles(
-    masks: np.ndarray,
-    max_hole_area: float,
-    max_sprinkle_area: float,
-    mask_threshold: float = 0.0,
-) -> np.ndarray:
-    """Official `SAM2Transforms.postprocess_masks` filling, before the upsampling.
-
-    masks: logits [..., H, W]; each [H, W] is processed on its own. 8-connected background
-    components (logit <= threshold) of area <= max_hole_area become threshold + 10; foreground
-    components (logit > threshold) of area <= max_sprinkle_area become threshold - 10. Both sets
-    are found on the input masks. An area <= 0 switches that step off. Same shape and dtype.
-    """
-    masks = np.asarray(masks)
-    out = masks.reshape((-1,) + masks.shape[-2:]).copy()
-    for m, src in zip(out, masks.reshape(out.shape)):
-        if max_hole_area > 0:
-            areas = _component_areas(src <= mask_threshold)
-            m[(areas > 0) & (areas <= max_hole_area)] = mask_threshold + 10.0
-        if max_sprinkle_area > 0:
-            areas = _component_areas(src > mask_threshold)
-            m[(areas > 0) & (areas <= max_sprinkle_area)] = mask_threshold - 10.0
-    return out.reshape(masks.shape)
-
-
 def remove_small_regions(
     mask: np.ndarray, area_thresh: float, mode: str
 ) -> tuple[np.ndarray, bool]:
@@ -232,7 +198,7 @@ def remove_small_regions(
         raise ValueError(f"mode must be 'holes' or 'islands', got {mode!r}")
     correct_holes = mode == "holes"
     working_mask = correct_holes ^ np.asarray(mask, dtype=bool)
-    regions, n_regions = ndimage.label(working_mask, structure=_EIGHT_CONNECTED)
+    regions, n_regions = ndimage.label(working_mask, structure=EIGHT_CONNECTED)
     sizes = np.bincount(regions.ravel(), minlength=n_regions + 1)[1:]
     small_regions = [i + 1 for i, s in enumerate(sizes) if s < area_thresh]
     if not small_regions:

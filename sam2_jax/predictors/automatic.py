@@ -33,7 +33,6 @@ from sam2_jax.ops.amg import (
     build_all_layer_point_grids,
     calculate_stability_score,
     coco_encode_rle,
-    fill_holes_and_sprinkles,
     generate_crop_boxes,
     is_box_near_crop_edge,
     mask_to_rle,
@@ -43,6 +42,7 @@ from sam2_jax.ops.amg import (
     uncrop_masks,
     uncrop_points,
 )
+from sam2_jax.ops.fill_holes import fill_holes_and_sprinkles
 from sam2_jax.ops.nms import batched_nms, box_area
 from sam2_jax.predictors.image import _as_rgb_array, _decode_fn, _encode
 

@@ -19,6 +19,7 @@ from PIL import Image
 from sam2_jax import transforms
 from sam2_jax.build import SAM2Model, build_sam2
 from sam2_jax.models.sam2 import SAM2
+from sam2_jax.ops.fill_holes import fill_holes_and_sprinkles
 
 
 class PredictorNotReadyError(RuntimeError, ValueError):
@@ -77,9 +78,11 @@ def _decode(
     mask_input: Optional[jax.Array],
     multimask_output: bool,
     repeat_image: bool,
-    orig_hw: tuple[int, int],
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Prompt encoder + mask decoder + upsampling to the original size, one program."""
+    orig_hw: Optional[tuple[int, int]],
+) -> tuple[Optional[jax.Array], jax.Array, jax.Array]:
+    """Prompt encoder + mask decoder + upsampling to the original size `orig_hw`, one program:
+    (masks [B, K, H, W] logits, or None without `orig_hw`; ious [B, K]; low-res [B, K, h, w]
+    logits, not clamped)."""
     low_res, ious = module.apply(
         params,
         image_embed,
@@ -91,8 +94,11 @@ def _decode(
         repeat_image,
         method=_decode_fn,
     )
-    masks = transforms.postprocess_masks(low_res, orig_hw)
-    return masks, ious, jnp.clip(low_res, -32.0, 32.0)
+    masks = None if orig_hw is None else transforms.postprocess_masks(low_res, orig_hw)
+    return masks, ious, low_res
+
+
+_upsample = jax.jit(transforms.postprocess_masks, static_argnums=1)
 
 
 class SAM2ImagePredictor:
@@ -105,13 +111,10 @@ class SAM2ImagePredictor:
         max_hole_area: float = 0.0,
         max_sprinkle_area: float = 0.0,
     ) -> None:
-        if max_hole_area > 0 or max_sprinkle_area > 0:
-            raise NotImplementedError(
-                "max_hole_area / max_sprinkle_area post-processing is not implemented yet; "
-                "use the defaults (0.0), as the official predictor does"
-            )
         self.model = sam_model
         self.mask_threshold = mask_threshold
+        self.max_hole_area = max_hole_area
+        self.max_sprinkle_area = max_sprinkle_area
         self.reset_predictor()
 
     @classmethod
@@ -260,6 +263,8 @@ class SAM2ImagePredictor:
         repeat_image = coords is not None and coords.shape[0] > 1
         embed = self._features["image_embed"][img_idx : img_idx + 1]
         high_res = tuple(f[img_idx : img_idx + 1] for f in self._features["high_res_feats"])
+        orig_hw = self._orig_hw[img_idx]
+        fill = self.max_hole_area > 0 or self.max_sprinkle_area > 0
         masks, ious, low_res = _decode(
             self._module,
             self.model.params,
@@ -270,9 +275,15 @@ class SAM2ImagePredictor:
             mask,
             bool(multimask_output),
             repeat_image,
-            self._orig_hw[img_idx],
+            None if fill else orig_hw,
         )
-        masks, ious, low_res = (np.asarray(x) for x in (masks, ious, low_res))
+        ious, low_res = np.asarray(ious), np.asarray(low_res)
+        if fill:  # on the host, then the upsampling (the official postprocess_masks)
+            filled = fill_holes_and_sprinkles(
+                low_res, self.max_hole_area, self.max_sprinkle_area, self.mask_threshold
+            )
+            masks = _upsample(filled, orig_hw)
+        masks, low_res = np.asarray(masks), np.clip(low_res, -32.0, 32.0)
         if not return_logits:  # official returns thresholded masks as float 0/1
             masks = (masks > self.mask_threshold).astype(np.float32)
         squeeze = lambda x: x[0] if x.shape[0] == 1 else x  # noqa: E731

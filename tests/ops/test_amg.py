@@ -14,6 +14,7 @@ from pycocotools import mask as coco_mask
 from sam2.utils import amg as official
 
 from sam2_jax.ops import amg
+from sam2_jax.ops.fill_holes import fill_holes_and_sprinkles
 
 # pycocotools' decode trips a NumPy 2 deprecation inside its own code.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -232,11 +233,11 @@ def test_fill_holes_and_sprinkles_matches_official(monkeypatch):
     from sam2.utils.transforms import SAM2Transforms
 
     for hole, sprinkle in ((3, 3), (5, 0), (0, 4), (400, 400)):
-        ours = amg.fill_holes_and_sprinkles(logits, hole, sprinkle)
+        ours = fill_holes_and_sprinkles(logits, hole, sprinkle)
         tf = SAM2Transforms(64, 0.0, max_hole_area=hole, max_sprinkle_area=sprinkle)
         ref = tf.postprocess_masks(torch.as_tensor(logits), (20, 20)).numpy()  # same size
         assert ours.dtype == np.float32 and ours.shape == logits.shape
         np.testing.assert_array_equal(ours, ref)
         if hole or sprinkle:
             assert not np.array_equal(ours, logits)
-    np.testing.assert_array_equal(amg.fill_holes_and_sprinkles(logits, 0, 0), logits)
+    np.testing.assert_array_equal(fill_holes_and_sprinkles(logits, 0, 0), logits)

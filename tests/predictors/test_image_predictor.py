@@ -15,6 +15,7 @@ from oracle import (
     save_official_checkpoint,
 )
 from PIL import Image
+from scipy import ndimage
 
 from sam2_jax import SAM2ImagePredictor
 from sam2_jax.predictors.image import PredictorNotReadyError
@@ -148,6 +149,50 @@ def test_batch_api_at_512(tmp_path):
     o = ours.predict_batch(pts, labels, multimask_output=True)
     for i in range(2):
         _compare((o[0][i], o[1][i], o[2][i]), (r[0][i], r[1][i], r[2][i]), f"batch image {i}")
+
+
+def _labels_and_areas(mask):
+    """The official CUDA `get_connected_components` ([N, 1, H, W] -> labels, areas, 8-connected)
+    on the CPU; `tests/ops/test_amg.py` checks our filling against it with brute-force labels."""
+    labels = np.zeros(mask.shape, np.int32)
+    areas = np.zeros(mask.shape, np.int32)
+    for i, binary in enumerate(mask.numpy().astype(bool)[:, 0]):
+        labels[i, 0], _ = ndimage.label(binary, structure=np.ones((3, 3)))
+        sizes = np.bincount(labels[i, 0].ravel())
+        areas[i, 0] = np.where(labels[i, 0] > 0, sizes[labels[i, 0]], 0)
+    return torch.as_tensor(labels), torch.as_tensor(areas)
+
+
+def test_hole_and_sprinkle_filling_matches_official(tmp_path, monkeypatch):
+    """max_hole_area / max_sprinkle_area: filled on the low-res logits, then upsampled; the
+    returned low-res logits stay unfilled (as the official)."""
+    monkeypatch.setattr("sam2.utils.misc.get_connected_components", _labels_and_areas)
+    official = build_official("sam2.1_hiera_t", image_size=256, seed=8)
+    save_official_checkpoint(official, tmp_path / "t21.pt")
+    model = SAM2ImagePredictor.from_checkpoint(
+        "sam2.1_hiera_t", tmp_path / "t21.pt", ["image_size=256"]
+    ).model
+    image = _image("groceries.jpg")
+    click = dict(point_coords=np.array([[400.0, 300.0]]), point_labels=np.array([1]))
+    plain = SAM2ImagePredictor(model)
+    plain.set_image(image)
+    unfilled = plain.predict(**click, return_logits=True)[0]
+    for hole, sprinkle, threshold in ((30, 0, 0.0), (0, 30, 0.0), (60, 60, 0.02)):
+        from sam2.sam2_image_predictor import SAM2ImagePredictor as Official
+
+        ref = Official(official, threshold, max_hole_area=hole, max_sprinkle_area=sprinkle)
+        ref._bb_feat_sizes = [(64, 64), (32, 32), (16, 16)]
+        ours = SAM2ImagePredictor(model, threshold, max_hole_area=hole, max_sprinkle_area=sprinkle)
+        ours.set_image(image)
+        with torch.no_grad():
+            ref.set_image(image)
+            for return_logits in (False, True):
+                r = ref.predict(**click, return_logits=return_logits)
+                o = ours.predict(**click, return_logits=return_logits)
+                _compare(o, r, f"hole {hole} sprinkle {sprinkle} logits {return_logits}")
+        masks = ours.predict(**click, return_logits=True)[0]
+        changed = np.mean((masks > threshold) != (unfilled > threshold))
+        assert changed > 0, f"hole {hole} sprinkle {sprinkle}: nothing was filled"
 
 
 def test_bad_input_errors(predictors_1024):
