@@ -5,7 +5,9 @@
 
 Slots, all with a leading object axis O:
 - C conditioning (prompted) frames: memory features, pointer, frame index, validity;
-- a ring of `num_maskmem - 1` recent (non-conditioning) frame memories, slot = frame mod size;
+- a ring of recent (non-conditioning) frame memories: the last `num_maskmem - 1` frames,
+  slot = frame mod size; with an evaluation memory stride r > 1 the last `num_maskmem - 1`
+  frames at multiples of r (slot = frame // r mod size) plus one slot for the previous frame;
 - a ring of `max_obj_ptrs_in_encoder - 1` recent object pointers, slot = frame mod size.
 Which slot is attended at frame t, and with which temporal encoding, is computed from the stored
 frame indices, t, the direction d (+1 / -1) and the video length T, exactly as the official
@@ -48,6 +50,22 @@ def capacity_bucket(n: int) -> int:
     """Smallest power of two >= n (>= 1): object and slot counts are padded to these, which
     bounds the number of compiled shapes."""
     return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def num_recent_slots(num_maskmem: int, stride: int) -> int:
+    """Size of the recent-memory ring for memory stride `stride` (see the module docstring)."""
+    if stride < 1:
+        raise ValueError(f"memory_temporal_stride_for_eval must be >= 1, got {stride}")
+    return num_maskmem - 1 + (stride > 1)
+
+
+def recent_ring_slots(t: jax.Array, stride: int, num_recent: int) -> jax.Array:
+    """[num_recent] bool: the ring slots that frame t's memory is written to."""
+    slot = jnp.arange(num_recent)
+    if stride == 1:
+        return slot == t % num_recent
+    aligned = (slot == (t // stride) % (num_recent - 1)) & (t % stride == 0)
+    return aligned | (slot == num_recent - 1)
 
 
 def empty_bank(
@@ -144,14 +162,17 @@ def memory_layout(
     max_cond_frames: int,
     signed_ptr_pos: bool,
     only_past_ptrs: bool,
+    stride: int = 1,
 ) -> MemoryLayout:
     """The official lookup at frame t (tracking direction d = +1 or -1, video length T).
 
     - Selected conditioning frames: spatial memory with tpos index num_maskmem - 1 (future ones
       too); pointers only at or before t in the direction when `only_past_ptrs` (eval rule),
       at position (t - c) * d if `signed_ptr_pos` else |t - c|.
-    - Frame t - d*k, k = 1 .. num_maskmem - 1, from the recent ring or unselected conditioning
-      frames: spatial memory with tpos index k - 1.
+    - The frames k = 1 .. num_maskmem - 1 steps back (k = 1: frame t - d; k >= 2: the
+      (k - 2)-th multiple of `stride` back from the last one at or before t - 2d, i.e.
+      t - d*k for stride 1), from the recent ring or unselected conditioning frames: spatial
+      memory with tpos index k - 1.
     - Pointers of frames t - d*k, k = 1 .. min(T, max_obj_ptrs) - 1, inside [0, T): position k.
     """
     d = direction
@@ -164,13 +185,23 @@ def memory_layout(
     max_ptrs = jnp.minimum(num_frames, max_obj_ptrs)
     in_video = lambda f: (f >= 0) & (f < num_frames)  # noqa: E731
 
-    k_cond = back(bank.cond_frame)
-    cond_recent = unselected & (k_cond >= 1) & (k_cond <= num_maskmem - 1)
-    cond_use = selected | cond_recent
-    cond_tpos = jnp.where(selected, num_maskmem - 1, k_cond - 1)
+    def recent_rule(frames: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(is frame t - d, is a strided frame k >= 2 steps back, tpos index) per slot."""
+        previous = back(frames) == 1
+        gap = jnp.floor_divide(d * t - 2, stride) * stride - d * frames
+        strided = (gap >= 0) & (gap % stride == 0) & (gap <= (num_maskmem - 3) * stride)
+        return previous, strided, jnp.where(previous, 0, gap // stride + 1)
 
-    k_rec = back(bank.recent_frame)
-    recent_use = bank.recent_valid & (k_rec >= 1) & (k_rec <= num_maskmem - 1)
+    k_cond = back(bank.cond_frame)
+    cond_previous, cond_strided, cond_recent_tpos = recent_rule(bank.cond_frame)
+    cond_use = selected | (unselected & (cond_previous | cond_strided))
+    cond_tpos = jnp.where(selected, num_maskmem - 1, cond_recent_tpos)
+
+    previous, strided, recent_tpos = recent_rule(bank.recent_frame)
+    if stride > 1:  # the last slot holds the previous frame, the others the strided ones
+        last = jnp.arange(bank.recent_frame.shape[1]) == bank.recent_frame.shape[1] - 1
+        previous, strided = previous & last, strided & ~last
+    recent_use = bank.recent_valid & (previous | strided)
 
     past = (k_cond >= 0) if only_past_ptrs else jnp.ones_like(selected)
     sel_ptr = selected & past
@@ -184,7 +215,7 @@ def memory_layout(
         cond_use=cond_use,
         cond_tpos=cond_tpos,
         recent_use=recent_use,
-        recent_tpos=k_rec - 1,
+        recent_tpos=recent_tpos,
         cond_ptr_use=sel_ptr | unsel_ptr,
         cond_ptr_pos=cond_ptr_pos,
         ptr_use=ptr_use,
@@ -200,12 +231,13 @@ def write_frame(
     obj_ptr: jax.Array,
     as_cond: jax.Array,
     write: jax.Array,
+    stride: int = 1,
 ) -> MemoryBank:
     """Store frame t's memory for the objects where `write` [O] holds.
 
     feats [O, HW, D]; obj_ptr [O, C]; as_cond [O]: into a conditioning slot (the slot already
     holding frame t, else the first free one; the caller guarantees one is free), otherwise into
-    the recent rings at slot t mod size.
+    the recent memory ring (`recent_ring_slots`) and the pointer ring (slot t mod size).
     """
     feats = feats.astype(bank.cond_feats.dtype)
 
@@ -224,7 +256,7 @@ def write_frame(
     cond_hot = cond_hot & (same.any(1) | free.any(1))[:, None]
 
     n_rec = bank.recent_frame.shape[1]
-    rec_hot = (jnp.arange(n_rec) == t % n_rec)[None, :] & (write & ~as_cond)[:, None]
+    rec_hot = recent_ring_slots(t, stride, n_rec)[None, :] & (write & ~as_cond)[:, None]
     n_ptr = bank.ptr_frame.shape[1]
     ptr_hot = (jnp.arange(n_ptr) == t % n_ptr)[None, :] & (write & ~as_cond)[:, None]
     tt = jnp.asarray(t, jnp.int32)
@@ -239,4 +271,14 @@ def write_frame(
         ptr=put(bank.ptr, ptr_hot, obj_ptr),
         ptr_frame=jnp.where(ptr_hot, tt, bank.ptr_frame),
         ptr_valid=bank.ptr_valid | ptr_hot,
+    )
+
+
+def forget_recent(bank: MemoryBank, t: jax.Array, radius: int, forget: jax.Array) -> MemoryBank:
+    """Drop the recent memories and pointers of frames within `radius` of frame t for the
+    objects where `forget` [O] holds (the official `clear_non_cond_mem_around_input`)."""
+    near = lambda frames: forget[:, None] & (jnp.abs(frames - t) <= radius)  # noqa: E731
+    return bank.replace(
+        recent_valid=bank.recent_valid & ~near(bank.recent_frame),
+        ptr_valid=bank.ptr_valid & ~near(bank.ptr_frame),
     )

@@ -25,7 +25,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from sam2_jax.build import SAM2Model
 from sam2_jax.data.frames import VideoFrames
-from sam2_jax.memory_bank import capacity_bucket, empty_bank
+from sam2_jax.memory_bank import capacity_bucket, empty_bank, num_recent_slots
 from sam2_jax.models.sam2 import SAM2
 from sam2_jax.ops.interpolate import resize
 from sam2_jax.tracker import FramePrompt, track_chunk_fn
@@ -155,7 +155,7 @@ def track_videos(
     bank = empty_bank(
         o_pad,
         c_pad,
-        cfg.num_maskmem - 1,
+        num_recent_slots(cfg.num_maskmem, cfg.memory_temporal_stride_for_eval),
         cfg.max_obj_ptrs_in_encoder - 1,
         (s // cfg.backbone_stride) ** 2,
         cfg.memory_encoder.out_dim,

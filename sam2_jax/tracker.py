@@ -14,7 +14,13 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from sam2_jax.memory_bank import MemoryBank, MemoryLayout, memory_layout, write_frame
+from sam2_jax.memory_bank import (
+    MemoryBank,
+    MemoryLayout,
+    forget_recent,
+    memory_layout,
+    write_frame,
+)
 from sam2_jax.models.sam2 import NO_OBJ_SCORE, SAM2, BackboneOutput
 from sam2_jax.ops.interpolate import resize
 
@@ -29,7 +35,9 @@ class FramePrompt(flax.struct.PyTreeNode):
     track [O]: run this object on this frame (False: output NO_OBJ_SCORE, bank unchanged);
     mask [O, S, S] {0, 1} mask prompt where has_mask [O] (None: no mask prompts);
     prev_logits [O, s, s] previous low-res logits as the dense prompt where has_prev [O] (None:
-    no such input).
+    no such input);
+    forget_recent [O]: before this frame, drop the recent memories within
+    `clear_non_cond_mem_around_input`'s radius (None: never).
     """
 
     point_coords: jax.Array
@@ -41,6 +49,7 @@ class FramePrompt(flax.struct.PyTreeNode):
     has_mask: Optional[jax.Array] = None
     prev_logits: Optional[jax.Array] = None
     has_prev: Optional[jax.Array] = None
+    forget_recent: Optional[jax.Array] = None
 
 
 class FrameOutput(flax.struct.PyTreeNode):
@@ -107,6 +116,12 @@ def use_multimask(cfg, num_points: jax.Array, is_init_cond: jax.Array) -> jax.Ar
     )
 
 
+def memory_stride(cfg, deterministic: bool) -> int:
+    """Frames between strided memories: the official `1 if self.training else
+    memory_temporal_stride_for_eval` (training runs non-deterministic)."""
+    return cfg.memory_temporal_stride_for_eval if deterministic else 1
+
+
 def condition_on_bank(
     model: SAM2,
     bank: MemoryBank,
@@ -134,6 +149,7 @@ def condition_on_bank(
         max_cond_frames=c.max_cond_frames_in_attn,
         signed_ptr_pos=c.use_signed_tpos_enc_to_obj_ptrs,
         only_past_ptrs=c.only_obj_ptrs_in_the_past_for_eval and deterministic,
+        stride=memory_stride(c, deterministic),
     )
     memory, memory_pos, memory_valid, n_ptr = _assemble_memory(model, bank, layout)
     return model.condition_on_memory(
@@ -175,6 +191,10 @@ def _track_features(
     """`_track_step` on precomputed image features `bb` (batch 1)."""
     c = model.cfg
     o = prompt.track.shape[0]
+    stride = memory_stride(c, deterministic)
+    if prompt.forget_recent is not None:
+        radius = stride * c.num_maskmem
+        bank = forget_recent(bank, t, radius, prompt.forget_recent & frame_valid)
     raw = jnp.broadcast_to(bb.vision_features, (o, *bb.vision_features.shape[1:]))
     high_res = tuple(jnp.broadcast_to(f, (o, *f.shape[1:])) for f in bb.backbone_fpn[:2])
 
@@ -218,7 +238,8 @@ def _track_features(
     mem = model.encode_memory(raw, high_res_mask, score, binarize, deterministic)
     mem = mem.astype(bank.cond_feats.dtype)
     write = prompt.track & frame_valid
-    bank = write_frame(bank, t, mem.reshape(o, -1, mem.shape[-1]), obj_ptr, prompt.as_cond, write)
+    mem_tokens = mem.reshape(o, -1, mem.shape[-1])
+    bank = write_frame(bank, t, mem_tokens, obj_ptr, prompt.as_cond, write, stride)
     out = FrameOutput(
         low_res_masks=jnp.where(prompt.track[:, None, None], low_res, NO_OBJ_SCORE),
         obj_ptr=obj_ptr,

@@ -1,7 +1,10 @@
 """Memory bank rules: the official conditioning-frame selection and lookup, as masks."""
 
+import types
+
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from oracle import build_official, save_official_checkpoint
 from sam2.modeling.sam2_utils import select_closest_cond_frames
 from video_scenarios import (
@@ -15,8 +18,16 @@ from video_scenarios import (
     torch_num_threads,
 )
 
-from sam2_jax.memory_bank import empty_bank, memory_layout, select_cond_frames, write_frame
+from sam2_jax.memory_bank import (
+    empty_bank,
+    memory_layout,
+    num_recent_slots,
+    select_cond_frames,
+    write_frame,
+)
 from sam2_jax.predictors.video import build_sam2_video_predictor
+
+TOL = 1e-4  # max abs error of the mask logits at video resolution (fp32, bf16 memory both sides)
 
 
 def _select(frames, t, limit):
@@ -86,16 +97,70 @@ def test_memory_layout_lookup():
     assert {int(f) for f, u in zip(bank.recent_frame[0], lay.recent_use[0]) if u} == {5, 6, 7, 8}
 
 
-def test_limited_conditioning_frames_match_official(tmp_path):
-    """max_cond_frames_in_attn=2 with 3 prompted frames: unselected ones act as recent memory."""
-    extra = ("++model.max_cond_frames_in_attn=2",)
+def _official_recent_frames(t, reverse, stride, num_maskmem=7):
+    """{frame: tpos index} that `SAM2Base._prepare_memory_conditioned_features` looks up as
+    recent memory at frame t (its loop over t_pos, written out)."""
+    frames = {}
+    for t_pos in range(1, num_maskmem):
+        t_rel = num_maskmem - t_pos
+        if t_rel == 1:
+            prev = t + 1 if reverse else t - 1
+        elif not reverse:
+            prev = ((t - 2) // stride) * stride - (t_rel - 2) * stride
+        else:
+            prev = -(-(t + 2) // stride) * stride + (t_rel - 2) * stride
+        frames[prev] = num_maskmem - t_pos - 1
+    return frames
+
+
+def test_strided_recent_memory_matches_official_lookup():
+    """memory_temporal_stride_for_eval r: the ring written while tracking holds exactly the
+    frames the official lookup picks, with its temporal positions (stride 1 included)."""
+    feats, ptr, yes, no = (
+        jnp.zeros((1, 4, 8)),
+        jnp.zeros((1, 16)),
+        jnp.array([True]),
+        jnp.array([False]),
+    )
+    for stride in (1, 2, 3):
+        for reverse in (False, True):
+            d, start = (-1, 40) if reverse else (1, 0)
+            bank = empty_bank(1, 1, num_recent_slots(7, stride), 15, 4, 8, 16)
+            bank = write_frame(bank, start, feats, ptr, yes, yes, stride)  # prompted
+            for t in range(start + d, start + 41 * d, d):
+                lay = memory_layout(
+                    bank, jnp.int32(t), jnp.int32(41), jnp.int32(d), num_maskmem=7,
+                    max_obj_ptrs=16, max_cond_frames=-1, signed_ptr_pos=True,
+                    only_past_ptrs=True, stride=stride,
+                )  # fmt: skip
+                got = {
+                    int(f): int(p)
+                    for f, u, p in zip(bank.recent_frame[0], lay.recent_use[0], lay.recent_tpos[0])
+                    if u
+                }
+                tracked = range(start + d, t, d)
+                want = {
+                    f: p
+                    for f, p in _official_recent_frames(t, reverse, stride).items()
+                    if f in tracked
+                }
+                assert got == want, (stride, reverse, t)
+                bank = write_frame(bank, t, feats, ptr, no, yes, stride)
+    assert num_recent_slots(7, 1) == 6 and num_recent_slots(7, 4) == 7
+    with pytest.raises(ValueError, match="memory_temporal_stride_for_eval"):
+        num_recent_slots(7, 0)
+
+
+def _official_and_ours(tmp_path, overrides, ours_overrides, seed):
+    """The official video predictor (tiny 2.1 at 128 px, random weights, hydra `overrides`) and
+    ours on the same weights with `ours_overrides`."""
     official = build_official(
         "sam2.1_hiera_t",
         image_size=128,
-        seed=4,
+        seed=seed,
         video=True,
         apply_postprocessing=False,
-        extra_overrides=extra,
+        extra_overrides=overrides,
     )
     official.fill_hole_area = 0
     patch_bf16_memory_storage(official)
@@ -103,16 +168,61 @@ def test_limited_conditioning_frames_match_official(tmp_path):
     ours = build_sam2_video_predictor(
         "sam2.1_hiera_t",
         tmp_path / "t.pt",
-        ["image_size=128", "max_cond_frames_in_attn=2"],
+        ["image_size=128", *ours_overrides],
         apply_postprocessing=False,
     )
-    sy, sx = BEDROOM_HEIGHT / 540, BEDROOM_WIDTH / 960
-    steps = [Points(f, 1, np.array([[210.0 * sx, 350.0 * sy]]), np.array([1])) for f in (0, 3, 5)]
-    steps.append(Propagate())
-    video = copy_frames(9, tmp_path / "v")
+    return official, ours
+
+
+def _compare_scenario(official, ours, video, steps, name, count):
     with torch_num_threads(1):
         ref = run_scenario(official, video, steps)
     got = run_scenario(ours, video, steps)
     err = max(float(np.abs(a.logits - b.logits).max()) for a, b in zip(ref, got))
-    print(f"max_cond_frames_in_attn=2: max abs err {err:.2e}")
-    assert len(ref) == len(got) == 12 and err <= 1e-3
+    print(f"{name}: max abs err {err:.2e} over {len(ref)} outputs")
+    assert [r.frame_idx for r in ref] == [g.frame_idx for g in got]
+    assert len(ref) == count and err <= TOL
+
+
+def _click(frame_idx, obj_id=1):
+    sy, sx = BEDROOM_HEIGHT / 540, BEDROOM_WIDTH / 960
+    return Points(frame_idx, obj_id, np.array([[210.0 * sx, 350.0 * sy]]), np.array([1]))
+
+
+def test_memory_stride_matches_official(tmp_path):
+    """memory_temporal_stride_for_eval=3: forward from a click, then reverse from a second
+    click (its bank seeded from the stored outputs)."""
+    stride = ("memory_temporal_stride_for_eval=3",)
+    official, ours = _official_and_ours(tmp_path, [f"++model.{stride[0]}"], stride, seed=5)
+    steps = [_click(0), Propagate(), _click(18, 2), Propagate(start_frame_idx=18, reverse=True)]
+    video = copy_frames(20, tmp_path / "v")
+    _compare_scenario(official, ours, video, steps, "stride 3", 1 + 20 + 1 + 19)
+
+
+def test_clear_non_cond_mem_around_input_matches_official(tmp_path):
+    """clear_non_cond_mem_around_input (with add_all_frames_to_correct_as_cond): the official
+    1.1.0 calls `_clear_obj_non_cond_mem_around_input`, which it lacks; the official
+    `_clear_non_cond_mem_around_input` restricted to the one object stands in for it."""
+    flags = ("clear_non_cond_mem_around_input=True", "add_all_frames_to_correct_as_cond=True")
+    official, ours = _official_and_ours(tmp_path, [f"++model.{f}" for f in flags], flags, seed=6)
+
+    def clear_one(self, inference_state, frame_idx, obj_idx):
+        r = self.memory_temporal_stride_for_eval
+        outputs = inference_state["output_dict_per_obj"][obj_idx]["non_cond_frame_outputs"]
+        for t in range(frame_idx - r * self.num_maskmem, frame_idx + r * self.num_maskmem + 1):
+            outputs.pop(t, None)
+
+    official._clear_obj_non_cond_mem_around_input = types.MethodType(clear_one, official)
+    steps = [_click(0), _click(0, 2), Propagate(), _click(9), Propagate(), _click(13, 2),
+             Propagate(start_frame_idx=17, reverse=True)]  # fmt: skip
+    video = copy_frames(18, tmp_path / "v")
+    _compare_scenario(official, ours, video, steps, "clear around input", 2 + 18 + 1 + 18 + 1 + 18)
+
+
+def test_limited_conditioning_frames_match_official(tmp_path):
+    """max_cond_frames_in_attn=2 with 3 prompted frames: unselected ones act as recent memory."""
+    limit = ("max_cond_frames_in_attn=2",)
+    official, ours = _official_and_ours(tmp_path, [f"++model.{limit[0]}"], limit, seed=4)
+    steps = [_click(0), _click(3), _click(5), Propagate()]
+    video = copy_frames(9, tmp_path / "v")
+    _compare_scenario(official, ours, video, steps, "max_cond_frames_in_attn=2", 3 + 9)

@@ -22,7 +22,13 @@ from tqdm import tqdm
 
 from sam2_jax.build import SAM2Model, build_sam2
 from sam2_jax.data.frames import load_video_frames
-from sam2_jax.memory_bank import MemoryBank, capacity_bucket, empty_bank
+from sam2_jax.memory_bank import (
+    MemoryBank,
+    capacity_bucket,
+    empty_bank,
+    num_recent_slots,
+    recent_ring_slots,
+)
 from sam2_jax.models.sam2 import NO_OBJ_SCORE, SAM2
 from sam2_jax.ops.fill_holes import fill_holes_in_mask_scores
 from sam2_jax.ops.interpolate import resize
@@ -86,19 +92,15 @@ class SAM2VideoPredictor:
 
     def __init__(self, model: SAM2Model) -> None:
         cfg = model.config
-        if cfg.clear_non_cond_mem_around_input:
-            raise NotImplementedError(
-                "clear_non_cond_mem_around_input=True is broken in the official 1.1.0 predictor "
-                "(AttributeError) and not supported here"
-            )
-        if cfg.memory_temporal_stride_for_eval != 1:
-            raise NotImplementedError("memory_temporal_stride_for_eval must be 1")
+        self._stride = cfg.memory_temporal_stride_for_eval
+        self._num_recent = num_recent_slots(cfg.num_maskmem, self._stride)
         self.model = model
         self.cfg = cfg
         self.image_size = cfg.image_size
         self.fill_hole_area = cfg.fill_hole_area
         self.non_overlap_masks = cfg.non_overlap_masks
         self.add_all_frames_to_correct_as_cond = cfg.add_all_frames_to_correct_as_cond
+        self.clear_non_cond_mem_around_input = cfg.clear_non_cond_mem_around_input
         self._mem_dtype = jnp.dtype(cfg.tracking.memory_dtype)
 
     # ----------------------------------------------------------------------------- state
@@ -342,7 +344,7 @@ class SAM2VideoPredictor:
         bank = empty_bank(
             num_objects or len(obj_indices),
             capacity_bucket(most),
-            c.num_maskmem - 1,
+            self._num_recent,
             c.max_obj_ptrs_in_encoder - 1,
             hw,
             dm,
@@ -351,6 +353,8 @@ class SAM2VideoPredictor:
         )
         arrays = {k: np.array(v) for k, v in vars(bank).items()}
         n_rec, n_ptr = arrays["recent_frame"].shape[1], arrays["ptr_frame"].shape[1]
+        # The farthest frame behind the start that a memory lookup can reach from it onwards.
+        reach = n_rec if self._stride == 1 else (c.num_maskmem - 2) * self._stride + 1
         num_frames = state["num_frames"]
         for o, idx in enumerate(obj_indices):
             outputs = state["output_dict_per_obj"][idx]
@@ -358,15 +362,16 @@ class SAM2VideoPredictor:
                 arrays["cond_feats"][o, slot] = out["maskmem_features"].reshape(hw, dm)
                 arrays["cond_ptr"][o, slot] = out["obj_ptr"][0]
                 arrays["cond_frame"][o, slot], arrays["cond_valid"][o, slot] = f, True
-            for k in range(1, max(n_rec, n_ptr) + 1):
+            for k in range(max(reach, n_ptr), 0, -1):  # written in tracking order
                 f = frame_idx - d * k
                 out = outputs[_NON_COND].get(f)
                 if out is None or not 0 <= f < num_frames:
                     continue
-                if k <= n_rec:
-                    arrays["recent_feats"][o, f % n_rec] = out["maskmem_features"].reshape(hw, dm)
-                    arrays["recent_frame"][o, f % n_rec] = f
-                    arrays["recent_valid"][o, f % n_rec] = True
+                if k <= reach:
+                    slots = np.asarray(recent_ring_slots(f, self._stride, n_rec))
+                    arrays["recent_feats"][o, slots] = out["maskmem_features"].reshape(hw, dm)
+                    arrays["recent_frame"][o, slots] = f
+                    arrays["recent_valid"][o, slots] = True
                 if k <= n_ptr:
                     arrays["ptr"][o, f % n_ptr] = out["obj_ptr"][0]
                     arrays["ptr_frame"][o, f % n_ptr], arrays["ptr_valid"][o, f % n_ptr] = f, True
@@ -432,6 +437,7 @@ class SAM2VideoPredictor:
                             )
                         )
                     outputs[key][f] = out
+                    self._forget_around(outputs, f)
                 temp[key].clear()
             if not outputs[_COND]:
                 raise RuntimeError(
@@ -486,6 +492,8 @@ class SAM2VideoPredictor:
                     conds = state["output_dict_per_obj"][idx][_COND]
                     track[:, idx] = valid & np.array([f not in conds for f in ids])
                 prompts = tracking_prompt(track)
+                if self.clear_non_cond_mem_around_input:  # at the objects' prompted frames
+                    prompts = prompts.replace(forget_recent=valid[:, None] & ~track)
                 images = state["images"].frames(ids)
                 banks, out = track_chunk(  # a batch of one video: [L, 1, ...]
                     module,
@@ -516,10 +524,20 @@ class SAM2VideoPredictor:
                             outputs[_NON_COND][f] = stored
                         else:
                             stored = outputs[_COND][f]
+                            self._forget_around(outputs, f)
                         state["frames_tracked_per_obj"][idx][f] = {"reverse": reverse}
                         preds.append(stored["pred_masks"])
                     bar.update(1)
                     yield f, state["obj_ids"], self._video_res(state, preds)
+
+    def _forget_around(self, outputs: dict, frame_idx: int) -> None:
+        """`clear_non_cond_mem_around_input`: drop one object's tracked outputs within
+        stride * num_maskmem frames of a prompted frame (the official per-object
+        `_clear_obj_non_cond_mem_around_input`, which 1.1.0 calls but lacks)."""
+        if self.clear_non_cond_mem_around_input:
+            radius = self._stride * self.cfg.num_maskmem
+            for f in range(frame_idx - radius, frame_idx + radius + 1):
+                outputs[_NON_COND].pop(f, None)
 
     # ----------------------------------------------------------------------------- editing
     def clear_all_prompts_in_frame(

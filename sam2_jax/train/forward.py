@@ -19,10 +19,10 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from sam2_jax.memory_bank import capacity_bucket, empty_bank, write_frame
+from sam2_jax.memory_bank import capacity_bucket, empty_bank, num_recent_slots, write_frame
 from sam2_jax.models.sam2 import SAM2
 from sam2_jax.ops.interpolate import resize
-from sam2_jax.tracker import condition_on_bank, use_multimask
+from sam2_jax.tracker import condition_on_bank, memory_stride, use_multimask
 from sam2_jax.train.prompts import PAD_LABEL, PromptPlan, sample_error_points
 
 MASK_OUT_SCALE, MASK_OUT_BIAS = 20.0, -10.0  # `_use_mask_as_output`
@@ -141,10 +141,11 @@ def clip_forward(
     pos = bb.vision_pos_enc[-1][0]
     gt_all = jnp.moveaxis(batch.masks, 2, 1).reshape(b * num_objects, num_frames, s, s)
     h = bb.vision_features.shape[1]
+    stride = memory_stride(cfg, deterministic)
     bank = empty_bank(
         n,
         capacity_bucket(max_cond_frames),
-        cfg.num_maskmem - 1,
+        num_recent_slots(cfg.num_maskmem, stride),
         cfg.max_obj_ptrs_in_encoder - 1,
         h * h,
         cfg.memory_encoder.out_dim,
@@ -233,6 +234,7 @@ def clip_forward(
             last.obj_ptr,
             jnp.broadcast_to(plan.as_cond[f], (n,)),
             jnp.ones(n, bool),
+            stride,
         )
         all_steps = jax.tree.map(lambda a, z: jnp.concatenate([a[None], z]), first, steps)
         return bank, FramePredictions(
