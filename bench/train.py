@@ -50,20 +50,6 @@ CASES = {
 }  # fmt: skip
 
 
-def _clip(case: Case):
-    from sam2_jax.data.synthetic import synthetic_video
-    from sam2_jax.transforms import IMAGE_MEAN, IMAGE_STD
-
-    video = synthetic_video(
-        3, num_frames=case.frames, height=case.size, width=case.size, num_objects=case.objects
-    )
-    images = ((video.frames / 255.0 - np.asarray(IMAGE_MEAN)) / np.asarray(IMAGE_STD)).astype(
-        np.float32
-    )
-    masks = np.stack([video.labels == k + 1 for k in range(case.objects)], axis=1)
-    return images, masks
-
-
 def _plan(masks, prompts, size: int):
     from sam2_jax.train.prompts import sample_plan
 
@@ -150,6 +136,7 @@ def run_case(
     device: str = "cpu", compile_only: bool = False, official_cache: Path | None = None,
 ) -> dict:  # fmt: skip
     import jax
+    from train_oracle import synthetic_clip
 
     from bench.common import official_result
     from sam2_jax.train.forward import TrainBatch
@@ -159,7 +146,7 @@ def run_case(
     from sam2_jax.train.step import init_state, jit_train_step
 
     prompts = PromptConfig(num_correction_pt_per_frame=3)
-    images, masks = _clip(case)
+    images, masks = synthetic_clip(3, case.frames, case.size, case.objects)
     plan = _plan(masks, prompts, case.size)
     ours, official = _build(case, prompts, dtype, ours_only)
 

@@ -7,7 +7,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from sam2_jax.data.synthetic import synthetic_video
 from sam2_jax.train.prompts import PromptConfig, PromptPlan
+from sam2_jax.transforms import IMAGE_MEAN, IMAGE_STD
 
 NO_DROPOUT = (
     "memory_attention.layer.dropout=0.0",
@@ -16,6 +18,19 @@ NO_DROPOUT = (
 )
 # sam2.1 test_tiny (configs/models/sam2.py) = the tiny yaml with these trunk settings
 TEST_TINY = ("image_encoder.trunk.stages=[1,1,2,1]", "image_encoder.trunk.global_att_blocks=[3]")
+
+
+def synthetic_clip(
+    seed: int, num_frames: int, size: int, num_objects: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic clip as both trainers take it: images [T, S, S, 3] float32 normalised,
+    masks [T, O, S, S] bool (objects 1..O of the generated video)."""
+    video = synthetic_video(
+        seed, num_frames=num_frames, height=size, width=size, num_objects=num_objects
+    )
+    images = (video.frames / 255.0 - np.asarray(IMAGE_MEAN)) / np.asarray(IMAGE_STD)
+    masks = np.stack([video.labels == k + 1 for k in range(num_objects)], axis=1)
+    return images.astype(np.float32), masks
 
 
 def official_train_overrides(cfg: PromptConfig, model: tuple[str, ...] = ()) -> tuple[str, ...]:

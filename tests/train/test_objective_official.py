@@ -21,10 +21,10 @@ from train_oracle import (
     official_criterion,
     official_train_overrides,
     patch_official_samplers,
+    synthetic_clip,
 )
 
 from sam2_jax import build_sam2
-from sam2_jax.data.synthetic import synthetic_video
 from sam2_jax.train.forward import TrainBatch
 from sam2_jax.train.losses import LossConfig
 from sam2_jax.train.objective import batch_loss
@@ -32,19 +32,11 @@ from sam2_jax.train.prompts import PromptConfig, sample_plan
 
 SIZE, FRAMES, CLICKS = 128, 3, 3
 TOL_REL = 1e-4  # fp32 on both sides; near-zero logits can flip a few pixels of the IoU target
-MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 CASES = {
     "mask": PromptConfig(prob_to_use_pt_input=0.0, num_init_cond_frames=1),
     "click": PromptConfig(prob_to_use_pt_input=1.0, prob_to_use_box_input=0.0),
     "box": PromptConfig(prob_to_use_pt_input=1.0, prob_to_use_box_input=1.0),
 }
-
-
-def _clip():
-    video = synthetic_video(5, num_frames=FRAMES, height=SIZE, width=SIZE, num_objects=2)
-    images = ((video.frames / 255.0 - MEAN) / STD).astype(np.float32)  # [T, S, S, 3]
-    masks = np.stack([video.labels == k for k in (1, 2)], axis=1)  # [T, O, S, S]
-    return images, masks
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +82,7 @@ def test_loss_terms_and_gradient_norm_equal_the_official_trainer(
     official = official_models[case]
     official.load_state_dict(official_models["mask"].state_dict())
     config = CASES[case]
-    images, masks = _clip()
+    images, masks = synthetic_clip(5, FRAMES, SIZE, 2)
     plan = sample_plan(np.random.default_rng(42), np.random.default_rng(7), masks, config)
     rng = np.random.default_rng(3)
     shape = (FRAMES, config.num_correction_pt_per_frame, masks.shape[1])
