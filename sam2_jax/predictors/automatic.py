@@ -44,7 +44,7 @@ from sam2_jax.ops.amg import (
 )
 from sam2_jax.ops.fill_holes import fill_holes_and_sprinkles
 from sam2_jax.ops.nms import batched_nms, box_area
-from sam2_jax.predictors.image import _as_rgb_array, _decode_fn, _encode
+from sam2_jax.predictors.image import as_rgb_array, decode_prompts, encode_images
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 _LOW_RES_CLAMP = 32.0  # the official predictor clamps the low-res logits it returns
@@ -79,7 +79,7 @@ def _predict_points(
         None,
         multimask_output,
         True,
-        method=_decode_fn,
+        method=decode_prompts,
     )
     n_masks = low_res.shape[1]
     low_res = low_res.reshape((-1,) + low_res.shape[2:])
@@ -97,7 +97,7 @@ def _predict_points(
             mask_input,
             False,
             True,
-            method=_decode_fn,
+            method=decode_prompts,
         )
         low_res, ious = low_res[:, 0], ious[:, 0]
     return low_res, ious
@@ -212,7 +212,7 @@ class SAM2AutomaticMaskGenerator:
         """Masks for an HWC uint8 RGB image, as a list of records (official order):
         segmentation (bool [H, W], or an RLE dict per `output_mode`), area (int), bbox (XYWH
         floats), predicted_iou, point_coords ([[x, y]]), stability_score, crop_box (XYWH)."""
-        image = _as_rgb_array(image, "image")
+        image = as_rgb_array(image, "image")
         data = self._generate_masks(image)
         if self.output_mode == "coco_rle":
             segmentations = [coco_encode_rle(rle) for rle in data["rles"]]
@@ -268,7 +268,7 @@ class SAM2AutomaticMaskGenerator:
         cropped = np.ascontiguousarray(image[y0:y1, x0:x1])
         crop_hw = cropped.shape[:2]
         module, params = self.model.module, self.model.params
-        image_embed, high_res = _encode(module, params, cropped[None])
+        image_embed, high_res = encode_images(module, params, cropped[None])
 
         points = (self.point_grids[crop_layer_idx] * np.array(crop_hw)[None, ::-1]).astype(
             np.float32

@@ -27,7 +27,7 @@ class PredictorNotReadyError(RuntimeError, ValueError):
 
 
 @functools.partial(jax.jit, static_argnames=("module",))
-def _encode(
+def encode_images(
     module: SAM2, params: Any, images: jax.Array
 ) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """images [B, H, W, 3] uint8 (one size) -> (image_embed [B, h, w, C] with no_mem_embed,
@@ -40,7 +40,7 @@ def _encode(
     return embed, bb.backbone_fpn[:2]
 
 
-def _decode_fn(
+def decode_prompts(
     self: SAM2,
     image_embed: jax.Array,
     high_res: tuple[jax.Array, jax.Array],
@@ -50,6 +50,9 @@ def _decode_fn(
     multimask_output: bool,
     repeat_image: bool,
 ) -> tuple[jax.Array, jax.Array]:
+    """Prompt encoder + mask decoder on an image embedding (a `SAM2.apply` method):
+    coords [B, N, 2] model-input pixels, labels [B, N], mask_input [B, s, s] logits (each
+    optional) -> (low-res mask logits [B, K, s, s], ious [B, K]), K = 3 or 1."""
     points = None if coords is None else (coords, labels)
     masks = None if mask_input is None else mask_input[..., None]
     sparse, dense = self.sam_prompt_encoder(points, None, masks)
@@ -92,7 +95,7 @@ def _decode(
         mask_input,
         multimask_output,
         repeat_image,
-        method=_decode_fn,
+        method=decode_prompts,
     )
     masks = None if orig_hw is None else transforms.postprocess_masks(low_res, orig_hw)
     return masks, ious, low_res
@@ -147,7 +150,7 @@ class SAM2ImagePredictor:
     def set_image(self, image: np.ndarray | Image.Image) -> None:
         """Embed one image: HWC uint8 RGB numpy array or PIL image."""
         self.reset_predictor()
-        array = _as_rgb_array(image, "image")
+        array = as_rgb_array(image, "image")
         self._set([array])
 
     def set_image_batch(self, image_list: Sequence[np.ndarray]) -> None:
@@ -155,15 +158,15 @@ class SAM2ImagePredictor:
         self.reset_predictor()
         if not isinstance(image_list, (list, tuple)) or not image_list:
             raise ValueError("set_image_batch expects a non-empty list of HWC uint8 RGB arrays")
-        arrays = [_as_rgb_array(im, f"image_list[{i}]") for i, im in enumerate(image_list)]
+        arrays = [as_rgb_array(im, f"image_list[{i}]") for i, im in enumerate(image_list)]
         self._set(arrays)
         self._is_batch = True
 
     def _set(self, arrays: list[np.ndarray]) -> None:
         if len({a.shape for a in arrays}) == 1:
-            embed, high_res = _encode(self._module, self.model.params, np.stack(arrays))
+            embed, high_res = encode_images(self._module, self.model.params, np.stack(arrays))
         else:  # one program per distinct image size
-            outs = [_encode(self._module, self.model.params, a[None]) for a in arrays]
+            outs = [encode_images(self._module, self.model.params, a[None]) for a in arrays]
             embed = jnp.concatenate([o[0] for o in outs])
             high_res = tuple(jnp.concatenate(f) for f in zip(*(o[1] for o in outs)))
         self._features = {"image_embed": embed, "high_res_feats": high_res}
@@ -367,7 +370,7 @@ class SAM2ImagePredictor:
         return coords, labels, mask
 
 
-def _as_rgb_array(image: Any, name: str) -> np.ndarray:
+def as_rgb_array(image: Any, name: str) -> np.ndarray:
     """HWC uint8 RGB numpy from a numpy array or PIL image, with clear errors."""
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))

@@ -126,7 +126,7 @@ def test_second_predict_reuses_embedding(predictors_1024, monkeypatch):
     def fail(*a, **k):
         raise AssertionError("image encoder ran again")
 
-    monkeypatch.setattr(mod, "_encode", fail)
+    monkeypatch.setattr(mod, "encode_images", fail)
     ours.predict(point_coords=np.array([[100, 100]]), point_labels=np.array([1]))
     ours.predict(box=np.array([50, 50, 300, 300]))
 
