@@ -190,13 +190,14 @@ def _click(frame_idx, obj_id=1):
 
 
 def test_memory_stride_matches_official(tmp_path):
-    """memory_temporal_stride_for_eval=3: forward from a click, then reverse from a second
-    click (its bank seeded from the stored outputs)."""
-    stride = ("memory_temporal_stride_for_eval=3",)
+    """memory_temporal_stride_for_eval=2 (memories reach 11 frames back): forward from a click,
+    then a second object and reverse from frame 9 (object 1's bank seeded from the outputs of
+    frames 10-13)."""
+    stride = ("memory_temporal_stride_for_eval=2",)
     official, ours = _official_and_ours(tmp_path, [f"++model.{stride[0]}"], stride, seed=5)
-    steps = [_click(0), Propagate(), _click(18, 2), Propagate(start_frame_idx=18, reverse=True)]
-    video = copy_frames(20, tmp_path / "v")
-    _compare_scenario(official, ours, video, steps, "stride 3", 1 + 20 + 1 + 19)
+    steps = [_click(0), Propagate(), _click(6, 2), Propagate(start_frame_idx=9, reverse=True)]
+    video = copy_frames(14, tmp_path / "v")
+    _compare_scenario(official, ours, video, steps, "stride 2", 1 + 14 + 1 + 10)
 
 
 def test_clear_non_cond_mem_around_input_matches_official(tmp_path):
@@ -213,10 +214,10 @@ def test_clear_non_cond_mem_around_input_matches_official(tmp_path):
             outputs.pop(t, None)
 
     official._clear_obj_non_cond_mem_around_input = types.MethodType(clear_one, official)
-    steps = [_click(0), _click(0, 2), Propagate(), _click(9), Propagate(), _click(13, 2),
-             Propagate(start_frame_idx=17, reverse=True)]  # fmt: skip
-    video = copy_frames(18, tmp_path / "v")
-    _compare_scenario(official, ours, video, steps, "clear around input", 2 + 18 + 1 + 18 + 1 + 18)
+    steps = [_click(0), _click(0, 2), Propagate(), _click(8), Propagate(), _click(11, 2),
+             Propagate(start_frame_idx=13, reverse=True)]  # fmt: skip
+    video = copy_frames(14, tmp_path / "v")
+    _compare_scenario(official, ours, video, steps, "clear around input", 2 + 14 + 1 + 14 + 1 + 14)
 
 
 def test_limited_conditioning_frames_match_official(tmp_path):

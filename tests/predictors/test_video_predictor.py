@@ -83,8 +83,9 @@ def test_demo_scenario_at_256(tmp_path, name, postprocessing):
     _compare(tmp_path, official, ours, demo_scenario(BEDROOM_HEIGHT, BEDROOM_WIDTH), 12)
 
 
-def test_demo_scenario_at_512(tmp_path):
-    official, ours = _pair(tmp_path, "sam2.1_hiera_t", 512, False)
+def test_demo_scenario_at_384(tmp_path):
+    """The same session at 384 px (a 24 x 24 image embedding), on 10 frames."""
+    official, ours = _pair(tmp_path, "sam2.1_hiera_t", 384, False)
     _compare(tmp_path, official, ours, demo_scenario(BEDROOM_HEIGHT, BEDROOM_WIDTH), 10)
 
 
