@@ -47,6 +47,7 @@ raises instead of failing later. SA-1B entries are named by the file stem ("sa_1
 VOSVideo by the number ("1"). Single-object mode and `frames_sampling_mult` are not supported.
 """
 
+import abc
 import dataclasses
 import glob
 import io
@@ -527,8 +528,8 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
 
 
-class _Source:
-    """Shared `__len__` / `__getitem__` over `video_names`."""
+class _Source(abc.ABC):
+    """Shared `__len__` / `__getitem__` over `video_names`; subclasses define `_entry`."""
 
     video_names: list[str]
 
@@ -538,8 +539,9 @@ class _Source:
     def __getitem__(self, index: int) -> VideoEntry:
         return self._entry(self.video_names[operator.index(index)])
 
+    @abc.abstractmethod
     def _entry(self, name: str) -> VideoEntry:
-        raise NotImplementedError
+        """The entry of video `name`."""
 
 
 # ----------------------------------------------------------------------------- PNG videos
