@@ -59,6 +59,12 @@ def num_recent_slots(num_maskmem: int, stride: int) -> int:
     return num_maskmem - 1 + (stride > 1)
 
 
+def clear_radius(num_maskmem: int, stride: int) -> int:
+    """Distance in frames around a prompted frame within which `clear_non_cond_mem_around_input`
+    drops tracked memories (official `_clear_obj_non_cond_mem_around_input`)."""
+    return stride * num_maskmem
+
+
 def recent_ring_slots(t: jax.Array, stride: int, num_recent: int) -> jax.Array:
     """[num_recent] bool: the ring slots that frame t's memory is written to."""
     slot = jnp.arange(num_recent)

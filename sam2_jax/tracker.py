@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from sam2_jax.memory_bank import (
     MemoryBank,
     MemoryLayout,
+    clear_radius,
     forget_recent,
     memory_layout,
     write_frame,
@@ -193,7 +194,7 @@ def _track_features(
     o = prompt.track.shape[0]
     stride = memory_stride(c, deterministic)
     if prompt.forget_recent is not None:
-        radius = stride * c.num_maskmem
+        radius = clear_radius(c.num_maskmem, stride)
         bank = forget_recent(bank, t, radius, prompt.forget_recent & frame_valid)
     raw = jnp.broadcast_to(bb.vision_features, (o, *bb.vision_features.shape[1:]))
     high_res = tuple(jnp.broadcast_to(f, (o, *f.shape[1:])) for f in bb.backbone_fpn[:2])

@@ -25,6 +25,7 @@ from sam2_jax.data.frames import load_video_frames
 from sam2_jax.memory_bank import (
     MemoryBank,
     capacity_bucket,
+    clear_radius,
     empty_bank,
     num_recent_slots,
     recent_ring_slots,
@@ -535,7 +536,7 @@ class SAM2VideoPredictor:
         stride * num_maskmem frames of a prompted frame (the official per-object
         `_clear_obj_non_cond_mem_around_input`, which 1.1.0 calls but lacks)."""
         if self.clear_non_cond_mem_around_input:
-            radius = self._stride * self.cfg.num_maskmem
+            radius = clear_radius(self.cfg.num_maskmem, self._stride)
             for f in range(frame_idx - radius, frame_idx + radius + 1):
                 outputs[_NON_COND].pop(f, None)
 
