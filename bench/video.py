@@ -5,8 +5,9 @@
     python -m bench.video memory [--lengths 100 1000 2000] [--size 256] [--json FILE]
 
 `fps`: both predictors get the same random weights (official -> .pt -> our converter), the same
-JPEG frames (bedroom demo) and the same mask prompts on frame 0; each propagates once to warm up
-(compiles), then a second propagation over 2 x `--frames` frames runs and the steady-state
+JPEG frames (bedroom demo) and the same mask prompts on frame 0; each propagates over
+`WARMUP_FRAMES` frames to warm up (ours compiles its whole chunk program: a chunk is padded to
+`--frames` frames), then a second propagation over 2 x `--frames` frames runs and the steady-state
 rate is `--frames` / (time between the yields of frame `--frames` - 1 and of the last frame):
 the timed frames all attend to a full memory (evaluation settings, apply_postprocessing=False;
 ours runs chunks of `--frames` frames). Frames are decoded and resized before propagation
@@ -16,11 +17,14 @@ in bf16 (`dtype=bfloat16`), the official runs under `torch.autocast(bfloat16)` a
 `tools/vos_inference.py` does. `--trace DIR` records our timed propagations with
 `jax.profiler` (summarise with `python -m bench.trace_summary`).
 `memory`: peak resident memory and frames/s over videos of each length (demo frames cycled
-through symlinks), one process per side and length: ours the streaming tracker
-(`streaming.track_video`, frames decoded lazily), the official `SAM2VideoPredictor` (its
-`init_state` loads every frame; it keeps every frame's outputs), both from opening the video to
-the last mask (our compile included). `--official-cache FILE` (all subcommands) reuses the
-official side's results measured with the same versions on the same machine.
+through symlinks): the official `SAM2VideoPredictor` in one process per length (its
+`init_state` loads every frame; it keeps every frame's outputs), ours the streaming tracker
+(`streaming.track_video`, frames decoded lazily, nothing kept per frame) in one process over the
+longest video, read when it has yielded each length's last mask (peak RSS so far; frames/s from
+opening the video: our compile included). A streaming run's first L frames are the whole run of
+an L-frame video, so this is the per-length measurement without tracking the short videos again.
+`--official-cache FILE` (all subcommands) reuses the official side's results measured with the
+same versions on the same machine.
 """
 
 import argparse
@@ -37,6 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import ROOT, SHARED_DATA, add_device_args, add_output_args, append_json, machine
+
+WARMUP_FRAMES = 2  # the prompted frame and one tracked frame: every kernel of both sides
 
 BEDROOM = SHARED_DATA / "sam2_demo" / "bedroom"
 
@@ -84,11 +90,23 @@ def _steady_fps(predictor, video, masks, frames, context) -> float:
     return frames / (stamps[-1] - stamps[frames - 1])
 
 
+def _warm_up(predictor, video, masks, context) -> None:
+    """Prompt and propagate over the first `WARMUP_FRAMES` frames (ours: compiles)."""
+    state = predictor.init_state(str(video))
+    for k, m in enumerate(masks):
+        predictor.add_new_mask(state, 0, k + 1, m)
+    with context():
+        for _, _, logits in predictor.propagate_in_video(
+            state, max_frame_num_to_track=WARMUP_FRAMES - 1
+        ):
+            _host_mask(logits)
+
+
 def _measure(predictor, video, masks, frames, context, trace: Path | None) -> dict:
-    """One warm-up (compiling) propagation, then the steady-state rate; `trace`: record the
-    timed propagation with jax.profiler there."""
+    """A warm-up propagation, then the steady-state rate; `trace`: record the timed
+    propagation with jax.profiler there."""
     t0 = time.perf_counter()
-    _steady_fps(predictor, video, masks, frames, context)
+    _warm_up(predictor, video, masks, context)
     warmup = time.perf_counter() - t0
     recording = contextlib.nullcontext()
     if trace is not None:
@@ -115,7 +133,7 @@ def fps(args) -> None:
     print(f"machine: {machine()}; torch threads {args.threads}, official on {device}")
     print(
         f"sam2.1_hiera_t, {args.dtype}, steady state: frames {args.frames}-{2 * args.frames - 1} "
-        "of a propagation, after one warm-up propagation"
+        f"of a propagation, after a {WARMUP_FRAMES}-frame warm-up propagation"
     )
     print("| size | objects | " + " | ".join(f"{s} frames/s" for s in args.sides) + " |")
     print("|---|---|" + "---|" * len(args.sides))
@@ -182,17 +200,26 @@ def fps(args) -> None:
                 print(f"| {size} | {n_obj} | " + " | ".join(cells) + " |", flush=True)
 
 
-def _memory_child(side: str, length: int, size: int, threads: int) -> None:
-    """Run in a subprocess: track `length` frames with `side`, print peak RSS (MiB) and frames/s
-    (from opening the video to the last mask: frame loading and our compile included)."""
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _memory_child(side: str, size: int, threads: int, lengths: list[int]) -> None:
+    """Run in a subprocess: track a video of max(lengths) frames with `side`; print, for each
+    length L in increasing order, "L peak_rss_mib frames_per_s" once L masks are out (peak RSS
+    so far; frames/s from opening the video: frame loading and our compile included). The
+    official side takes exactly one length (its `init_state` loads the whole video)."""
     import torch
 
     torch.set_num_threads(threads)
     mask = _masks(1)[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        video = _video_dir(length, Path(tmp) / "v")
-        n = 0
-        if side == "ours":
+    lengths = sorted(lengths)
+    official = side != "ours"
+    if official and len(lengths) != 1:
+        raise ValueError("the official side runs one process per length")
+    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode(official):
+        video = _video_dir(lengths[-1], Path(tmp) / "v")
+        if not official:
             from sam2_jax.build import build_sam2
             from sam2_jax.data.frames import load_video_frames
             from sam2_jax.streaming import track_video
@@ -201,8 +228,7 @@ def _memory_child(side: str, length: int, size: int, threads: int) -> None:
                 "sam2.1_hiera_t", None, [f"image_size={size}"], apply_postprocessing=False
             )
             t0 = time.perf_counter()
-            for _ in track_video(model, load_video_frames(video, size), {0: {0: mask}}, 1):
-                n += 1
+            masks = track_video(model, load_video_frames(video, size), {0: {0: mask}}, 1)
         else:
             from oracle import build_official
 
@@ -210,23 +236,27 @@ def _memory_child(side: str, length: int, size: int, threads: int) -> None:
                 "sam2.1_hiera_t", image_size=size, video=True, apply_postprocessing=False
             )
             t0 = time.perf_counter()
-            with torch.inference_mode():
-                state = predictor.init_state(str(video))
-                predictor.add_new_mask(state, 0, 1, mask)
-                for _ in predictor.propagate_in_video(state):
-                    n += 1
-        elapsed = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{peak:.0f} {n / elapsed:.3f}")
+            state = predictor.init_state(str(video))
+            predictor.add_new_mask(state, 0, 1, mask)
+            masks = predictor.propagate_in_video(state)
+        for n, _ in enumerate(masks, start=1):
+            if n in lengths:
+                print(f"{n} {_peak_rss_mib():.0f} {n / (time.perf_counter() - t0):.3f}", flush=True)
 
 
-def _memory_run(side: str, length: int, size: int, threads: int) -> dict:
+def _memory_run(side: str, lengths: list[int], size: int, threads: int) -> dict[int, dict]:
+    """{length: {"peak_rss_mib", "frames_per_s"}} from one `_memory_child` process."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.video", "_memory_child", side, str(length), str(size),
-         str(threads)],
+        [sys.executable, "-m", "bench.video", "_memory_child", side, str(size), str(threads),
+         *map(str, lengths)],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ}, check=True,
-    ).stdout.split()  # fmt: skip
-    return {"peak_rss_mib": float(out[-2]), "frames_per_s": float(out[-1])}
+    ).stdout  # fmt: skip
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    return {int(n): {"peak_rss_mib": float(r), "frames_per_s": float(f)} for n, r, f in rows}
+
+
+def _official_memory(length: int, size: int, threads: int) -> dict:
+    return _memory_run("official", [length], size, threads)[length]
 
 
 def memory(args) -> None:
@@ -234,15 +264,17 @@ def memory(args) -> None:
 
     print(f"machine: {machine()}; torch threads {args.threads}")
     print(f"sam2.1_hiera_t at {args.size} px, 1 object, fp32; ours: streaming `track_video`, "
-          "frames decoded lazily; official: SAM2VideoPredictor (init_state preloads)")  # fmt: skip
+          "frames decoded lazily, one run read at each length; official: SAM2VideoPredictor "
+          "(init_state preloads), one run per length")  # fmt: skip
     print("| frames | ours peak RSS (MiB) | official peak RSS (MiB) | ours frames/s | "
           "official frames/s | speed-up |\n|---|---|---|---|---|---|")  # fmt: skip
-    for length in args.lengths:
+    ours_runs = _memory_run("ours", args.lengths, args.size, args.threads)
+    for length in sorted(args.lengths):
         case = {"bench": "video_memory", "frames": length, "size": args.size}
-        ours = _memory_run("ours", length, args.size, args.threads)
+        ours = ours_runs[length]
         official = official_result(
             args.official_cache, case, "cpu",
-            functools.partial(_memory_run, "official", length, args.size, args.threads),
+            functools.partial(_official_memory, length, args.size, args.threads),
         )  # fmt: skip
         for side, r in (("ours", ours), ("official", official)):
             append_json(args.json, {**case, "side": side, **r})
@@ -256,7 +288,8 @@ def memory(args) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_memory_child":
-        _memory_child(sys.argv[2], *map(int, sys.argv[3:6]))
+        side, size, threads, *lengths = sys.argv[2:]
+        _memory_child(side, int(size), int(threads), [int(n) for n in lengths])
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
