@@ -25,9 +25,8 @@ from pathlib import Path
 
 from bench.common import ROOT
 
-# (name, title, module and arguments): ~63 min on 2 CPU cores the first time (74.6 min measured
-# before the shorter video warm-ups, see docs/PERFORMANCE.md), the official side included; a
-# rerun with the official results cached times only ours.
+# (name, title, module and arguments): 62 min on 2 CPU cores the first time, the official side
+# included; a rerun with the official results cached times only ours.
 SUITE = (
     ("image", "Image predictor, tiny, 1024 px, batch 1",
      ["bench.image_predictor", "--config", "sam2.1_hiera_t", "--batch", "1"]),
