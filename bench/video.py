@@ -72,9 +72,10 @@ def _host_mask(logits) -> np.ndarray:
     return logits > 0 if isinstance(logits, np.ndarray) else (logits > 0).cpu().numpy()
 
 
-def _steady_fps(predictor, video, masks, frames, context) -> float:
-    """Frames/s over the last `frames` of a 2 x `frames` propagation; every yielded mask is
-    thresholded into host memory, as `tools/vos_inference.py` does (this also synchronises)."""
+def _propagate(predictor, video, masks, num_frames: int, context) -> list[float]:
+    """Prompt frame 0 with `masks` and propagate over `num_frames` frames; every yielded mask is
+    thresholded into host memory, as `tools/vos_inference.py` does (this also synchronises).
+    Returns the time stamp of each yield."""
     state = predictor.init_state(str(video))
     if hasattr(state["images"], "preload"):  # ours decodes lazily; the official preloads
         state["images"].preload()
@@ -83,30 +84,24 @@ def _steady_fps(predictor, video, masks, frames, context) -> float:
     stamps = []
     with context():
         for _, _, logits in predictor.propagate_in_video(
-            state, max_frame_num_to_track=2 * frames - 1
+            state, max_frame_num_to_track=num_frames - 1
         ):
             _host_mask(logits)
             stamps.append(time.perf_counter())
+    return stamps
+
+
+def _steady_fps(predictor, video, masks, frames, context) -> float:
+    """Frames/s over the last `frames` of a 2 x `frames` propagation."""
+    stamps = _propagate(predictor, video, masks, 2 * frames, context)
     return frames / (stamps[-1] - stamps[frames - 1])
-
-
-def _warm_up(predictor, video, masks, context) -> None:
-    """Prompt and propagate over the first `WARMUP_FRAMES` frames (ours: compiles)."""
-    state = predictor.init_state(str(video))
-    for k, m in enumerate(masks):
-        predictor.add_new_mask(state, 0, k + 1, m)
-    with context():
-        for _, _, logits in predictor.propagate_in_video(
-            state, max_frame_num_to_track=WARMUP_FRAMES - 1
-        ):
-            _host_mask(logits)
 
 
 def _measure(predictor, video, masks, frames, context, trace: Path | None) -> dict:
     """A warm-up propagation, then the steady-state rate; `trace`: record the timed
     propagation with jax.profiler there."""
     t0 = time.perf_counter()
-    _warm_up(predictor, video, masks, context)
+    _propagate(predictor, video, masks, WARMUP_FRAMES, context)  # ours: compiles
     warmup = time.perf_counter() - t0
     recording = contextlib.nullcontext()
     if trace is not None:
@@ -200,10 +195,6 @@ def fps(args) -> None:
                 print(f"| {size} | {n_obj} | " + " | ".join(cells) + " |", flush=True)
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _memory_child(side: str, size: int, threads: int, lengths: list[int]) -> None:
     """Run in a subprocess: track a video of max(lengths) frames with `side`; print, for each
     length L in increasing order, "L peak_rss_mib frames_per_s" once L masks are out (peak RSS
@@ -241,7 +232,8 @@ def _memory_child(side: str, size: int, threads: int, lengths: list[int]) -> Non
             masks = predictor.propagate_in_video(state)
         for n, _ in enumerate(masks, start=1):
             if n in lengths:
-                print(f"{n} {_peak_rss_mib():.0f} {n / (time.perf_counter() - t0):.3f}", flush=True)
+                peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                print(f"{n} {peak_mib:.0f} {n / (time.perf_counter() - t0):.3f}", flush=True)
 
 
 def _memory_run(side: str, lengths: list[int], size: int, threads: int) -> dict[int, dict]:
