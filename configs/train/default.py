@@ -26,6 +26,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.model = "sam2.1_test_tiny"  # model config name (configs/models/sam2.py) or file
     c.model_overrides = ("image_size=128", "tracking.memory_dtype=float32")
     c.init_from = ""  # official .pt, orbax params or HF checkpoint to fine-tune from
+    # How random weights start (not used with init_from): "" as initialised, "memory_path"
+    # (sam2_jax/train/memory_path_init.py: the memory path carries the object from step 0).
+    c.init_scheme = "memory_path"
+    c.frozen = ("image_encoder",)  # top-level modules that keep their (random) weights
     c.dtype = "float32"  # compute dtype (bfloat16: params and optimizer state stay fp32)
     c.seed = 0
     c.run_dir = "runs/default"
@@ -65,6 +69,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     if arg == "mose_finetune":
         c.model, c.dtype = "sam2.1_hiera_b+", "bfloat16"
         c.init_from = "checkpoints/sam2.1_hiera_base_plus.pt"
+        c.frozen = ()
         c.run_dir, c.batch_size, c.total_steps = "runs/mose_finetune", 8, 40 * 1000
         c.data.source, c.data.root = "png", "data/MOSE/train"
         c.clip = _fields(ClipConfig)

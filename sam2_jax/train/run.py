@@ -13,6 +13,7 @@ default, and evaluated on a held-out synthetic split with the `eval.py` code.
 """
 
 import argparse
+import dataclasses
 import json
 import shutil
 import signal
@@ -36,6 +37,7 @@ from sam2_jax.data.clips import ClipConfig
 from sam2_jax.data.pipeline import make_train_dataset
 from sam2_jax.train.forward import TrainBatch
 from sam2_jax.train.losses import LossConfig
+from sam2_jax.train.memory_path_init import memory_path_init
 from sam2_jax.train.optimizer import OptimizerConfig, learning_rate, make_optimizer
 from sam2_jax.train.prompts import PromptConfig, sample_plan
 from sam2_jax.train.sharding import batch_sharding, make_mesh, shardings
@@ -44,6 +46,7 @@ from sam2_jax.transforms import IMAGE_MEAN, IMAGE_STD
 
 DEFAULT_CONFIG = str(config_lib.CONFIGS_DIR / "train" / "default.py")
 FINAL_METRICS = "final_metrics.json"  # in the run folder once the last step is done
+INIT_SCHEMES = ("", "memory_path")
 
 
 class TrainError(Exception):
@@ -154,11 +157,25 @@ def _restore(manager, step: int, abstract_state, data_iter) -> TrainState:
 
 
 def initial_model(cfg, model_overrides: Sequence[str]):
-    """The model to train: random weights from `seed`, or `init_from` (checked strictly)."""
-    return build_sam2(
+    """The model to train: `init_from` (checked strictly), or random weights from `seed` with
+    `init_scheme` applied ("memory_path": `memory_path_init`; "": as initialised)."""
+    if cfg.init_scheme not in INIT_SCHEMES:
+        raise TrainError(f"unknown init_scheme {cfg.init_scheme!r}; known: {INIT_SCHEMES}")
+    model = build_sam2(
         cfg.model, cfg.init_from or None, model_overrides, apply_postprocessing=False,
         seed=cfg.seed,
     )  # fmt: skip
+    unknown = set(cfg.frozen) - set(model.params["params"])
+    if unknown:
+        raise TrainError(
+            f"frozen names {sorted(unknown)} are not modules of the model; known: "
+            f"{sorted(model.params['params'])}"
+        )
+    if cfg.init_scheme == "memory_path" and not cfg.init_from:
+        heads = model.config.memory_attention.layer.cross_attention.num_heads
+        params = memory_path_init(model.params["params"], heads)
+        model = dataclasses.replace(model, params={"params": params})
+    return model
 
 
 class _Logger:
@@ -268,7 +285,7 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
     data_sharding = batch_sharding(mesh)
     step_fn = jit_train_step(
         model.module, tx, loss_cfg, prompts.max_cond_frames(clip_cfg.num_frames),
-        state_sharding, data_sharding, cfg.grad_accum_steps,
+        state_sharding, data_sharding, cfg.grad_accum_steps, tuple(cfg.frozen),
     )  # fmt: skip
     per_host = cfg.batch_size // jax.process_count()
     dataset = make_train_dataset(

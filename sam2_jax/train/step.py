@@ -4,7 +4,8 @@
 The state is an explicit pytree (step, params, optimizer state, rng key); everything a step
 needs besides it is static (the module, the optimizer, the loss settings). A non-finite loss or
 gradient norm never reaches the parameters: the update is skipped and the metrics say so
-(`train.py` stops or goes on, per its `nan_policy`).
+(`train.py` stops or goes on, per its `nan_policy`). Frozen modules (top-level param subtrees)
+get no gradient (their backward is not computed) and no update, weight decay included.
 """
 
 import functools
@@ -54,6 +55,7 @@ def train_step(
     batch: TrainBatch,
     plan: PromptPlan,
     accum_steps: int = 1,
+    frozen: tuple[str, ...] = (),
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Forward, loss, backward and optimizer update of one batch.
 
@@ -61,6 +63,7 @@ def train_step(
     i + accum_steps, ...), run one after the other (`lax.scan`: one micro-batch's activations
     live at a time); the update uses the mean of their gradients and the metrics the mean of
     their losses (the full batch's when the micro-batches have the same number of objects).
+    `frozen`: top-level modules of the params (e.g. "image_encoder") that keep their values.
 
     Returns the new state and scalar metrics: the loss terms, `grad_norm` (before clipping),
     `finite` (False: the update was skipped, the state only advanced its step).
@@ -68,6 +71,7 @@ def train_step(
     key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.step)
 
     def loss_fn(params, batch, plan, key):
+        params = {k: jax.lax.stop_gradient(v) if k in frozen else v for k, v in params.items()}
         return batch_loss(
             module, {"params": params}, batch, plan, key, max_cond_frames, loss_config
         )
@@ -80,6 +84,7 @@ def train_step(
     grad_norm = global_grad_norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    updates = {k: jax.tree.map(jnp.zeros_like, v) if k in frozen else v for k, v in updates.items()}
     params = optax.apply_updates(state.params, updates)
     keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
     new_state = state.replace(
@@ -117,11 +122,13 @@ def jit_train_step(
     state_sharding: Any = None,
     batch_sharding: Any = None,
     accum_steps: int = 1,
+    frozen: tuple[str, ...] = (),
 ) -> Callable[[TrainState, TrainBatch, PromptPlan], tuple[TrainState, dict[str, jax.Array]]]:
     """`train_step` jitted with the state donated (and shardings, when given)."""
     fn = functools.partial(
-        train_step, module, tx, loss_config, max_cond_frames, accum_steps=accum_steps
-    )
+        train_step, module, tx, loss_config, max_cond_frames, accum_steps=accum_steps,
+        frozen=tuple(frozen),
+    )  # fmt: skip
     if state_sharding is None:
         return jax.jit(fn, donate_argnums=(0,))
     return jax.jit(

@@ -1,5 +1,5 @@
 """The jitted train step: sharded over 8 devices (data x fsdp x model) equals one device; a
-non-finite loss never reaches the parameters."""
+non-finite loss never reaches the parameters; frozen modules keep their weights."""
 
 import jax
 import jax.numpy as jnp
@@ -143,3 +143,22 @@ def test_bfloat16_compute_keeps_fp32_params_and_state(setup, single, reference):
     d, d_ref = flat(new), flat(ref)
     cosine = float(d @ d_ref / (jnp.linalg.norm(d) * jnp.linalg.norm(d_ref)))
     assert cosine > 0.9, cosine
+
+
+def test_frozen_modules_keep_their_weights(setup, reference):
+    """frozen=("image_encoder",): same loss, the image encoder bitwise unchanged under AdamW
+    (weight decay included), every other module updated."""
+    model, _, batch, plan = setup
+    tx = optax.adamw(1e-3, weight_decay=0.1)
+    state0 = init_state(model.params["params"], tx, seed=0)
+    step = jit_train_step(
+        model.module, tx, LossConfig(), PROMPTS.max_cond_frames(FRAMES), frozen=("image_encoder",)
+    )
+    state, metrics = step(jax.tree.map(jnp.copy, state0), batch, _explicit_clicks(plan))
+    assert float(metrics["core_loss"]) == pytest.approx(float(reference[1]["core_loss"]), rel=TOL)
+    for name, params in state.params.items():
+        same = jax.tree.map(jnp.array_equal, params, state0.params[name])
+        if name == "image_encoder":
+            assert all(jax.tree.leaves(same)), name
+        else:
+            assert not all(jax.tree.leaves(same)), name

@@ -167,3 +167,13 @@ def test_existing_run_is_not_overwritten(tmp_path, capsys):
     assert main([*TINY, f"run_dir={tmp_path}"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["4"]
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [("init_scheme=orthogonal", "orthogonal"), ("frozen=('image_encoder', 'trunk')", "trunk")],
+)
+def test_unknown_init_scheme_or_frozen_module_is_named(tmp_path, capsys, override, named):
+    assert main([*TINY, f"run_dir={tmp_path}", override]) == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
