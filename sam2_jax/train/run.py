@@ -285,7 +285,7 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
     data_sharding = batch_sharding(mesh)
     step_fn = jit_train_step(
         model.module, tx, loss_cfg, prompts.max_cond_frames(clip_cfg.num_frames),
-        state_sharding, data_sharding, cfg.grad_accum_steps, tuple(cfg.frozen),
+        state_sharding, data_sharding, cfg.grad_accum_steps, cfg.frozen,
     )  # fmt: skip
     per_host = cfg.batch_size // jax.process_count()
     dataset = make_train_dataset(

@@ -11,6 +11,7 @@ from sam2_jax import build_sam2
 from sam2_jax.data.synthetic import synthetic_video
 from sam2_jax.models.sam2 import SAM2
 from sam2_jax.train import memory_path_init as mpi
+from sam2_jax.transforms import IMAGE_MEAN, IMAGE_STD
 
 SIZE = 128
 
@@ -56,8 +57,7 @@ def _object_spread(model, params) -> float:
     """rms over positions of the difference between the memory-conditioned features of frame 1
     for two objects' frame-0 masks, relative to the features' rms."""
     video = synthetic_video(100000, 2, SIZE, SIZE, num_objects=2)
-    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-    images = jnp.asarray(((video.frames / 255.0 - mean) / std).astype(np.float32))
+    images = jnp.asarray(((video.frames / 255.0 - IMAGE_MEAN) / IMAGE_STD).astype(np.float32))
     masks = jnp.asarray(np.stack([video.labels[0] == i for i in (1, 2)]), jnp.float32)
     variables = {"params": params}
     apply = lambda *a, **k: model.module.apply(variables, *a, **k)  # noqa: E731
