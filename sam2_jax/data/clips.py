@@ -59,6 +59,9 @@ class ClipConfig:
     sam2/configs/sam2.1_training/sam2.1_hiera_b+_MOSE_finetune.yaml.
 
     num_frames, max_num_objects, reverse_time_prob: RandomUniformSampler.
+    max_stride: clip frames are `stride` video frames apart, stride uniform in 1..max_stride
+    (capped by the video's length; not in the official sampler, whose clips are consecutive
+    frames: 1 draws nothing and keeps its random stream).
     max_retries: RandomUniformSampler.MAX_RETRIES (start frames with no visible object).
     max_video_retries: VOSDataset.MAX_RETRIES (videos that give no clip).
     multiplier: the dataset repeat factor (RepeatFactorWrapper; whole numbers only).
@@ -73,6 +76,7 @@ class ClipConfig:
     max_num_objects: int = 3
     image_size: int = 1024
     reverse_time_prob: float = 0.0
+    max_stride: int = 1
     hflip_prob: float = 0.5
     affine_degrees: float = 25.0
     affine_shear: float = 20.0
@@ -85,7 +89,7 @@ class ClipConfig:
     multiplier: int = 2
 
     def __post_init__(self):
-        for name in ("num_frames", "max_num_objects", "image_size", "max_retries"):
+        for name in ("num_frames", "max_num_objects", "image_size", "max_stride", "max_retries"):
             value = getattr(self, name)
             _check(_is_int(value) and value >= 1, f"ClipConfig.{name} must be an int >= 1")
         for name in ("max_video_retries", "multiplier"):
@@ -196,18 +200,24 @@ def sample_clip(entry: VideoEntry, rng: np.random.Generator, config: ClipConfig)
     video has fewer than `config.num_frames` frames or no start frame with a visible object was
     drawn in `config.max_retries` tries.
 
-    Draws per try: the start (uniform in [0, num_frames_video - T]) and a uniform [0, 1) for the
-    time reversal; then the objects (`rng.choice` without replacement, random order).
+    Draws the stride (only with `max_stride` > 1), then per try: the start (uniform over the
+    starts whose T frames fit) and a uniform [0, 1) for the time reversal; then the objects
+    (`rng.choice` without replacement, random order).
     Returns frames [T, H, W, 3] uint8, masks [T, O, H, W] bool with 1 <= O <= max_num_objects.
     """
     length = int(entry.num_frames)
     window = config.num_frames
     if length < window:
         return None
+    stride = 1
+    if config.max_stride > 1:
+        longest = min(config.max_stride, (length - 1) // max(window - 1, 1))
+        stride = int(rng.integers(1, longest + 1))
+    span = (window - 1) * stride + 1
     empty_frames: set[int] = set()  # first frames already seen without a visible object
     for _ in range(config.max_retries):
-        start = int(rng.integers(0, length - window + 1))
-        frame_indices = np.arange(start, start + window)
+        start = int(rng.integers(0, length - span + 1))
+        frame_indices = np.arange(start, start + span, stride)
         if rng.random() < config.reverse_time_prob:
             frame_indices = frame_indices[::-1]
         first = int(frame_indices[0])

@@ -163,6 +163,22 @@ def test_clip_is_a_contiguous_window_of_the_video():
     assert starts == set(range(12 - 5 + 1))  # every start of the window is drawn
 
 
+def test_strided_clip_spaces_its_frames_by_a_random_stride_that_fits():
+    entry = synthetic_entry(0, num_frames=12, later=False)
+    config = ClipConfig(num_frames=4, max_num_objects=4, max_stride=5)
+    strides = set()
+    for seed in range(100):
+        clip = sample_clip(entry, np.random.default_rng(seed), config)
+        stride = int(clip.frame_indices[1] - clip.frame_indices[0])
+        strides.add(stride)
+        start = int(clip.frame_indices[0])
+        np.testing.assert_array_equal(clip.frame_indices, start + stride * np.arange(4))
+        np.testing.assert_array_equal(clip.frames, entry.frames[clip.frame_indices])
+        expected = entry.labels[clip.frame_indices, None] == clip.object_ids[None, :, None, None]
+        np.testing.assert_array_equal(clip.masks, expected)
+    assert strides == {1, 2, 3}  # 4 frames 4 apart would need 13 frames: capped at 3
+
+
 def test_batch_readers_give_the_same_clip():
     entry = synthetic_entry(9, num_frames=10)
     batched = BatchedArrayEntry(entry.name, entry.frames, entry.labels)
