@@ -24,8 +24,8 @@ def _fields(config_class, **changes) -> dict:
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = "sam2.1_test_tiny"  # model config name (configs/models/sam2.py) or file
-    # One mask output on tracked frames: with three, the IoU head picks the tracked mask, and 200
-    # steps do not train it well enough (README, Training).
+    # One mask output on tracked frames: with three (the official), the masks of a 300-step run
+    # were fragments (README, Training).
     c.model_overrides = (
         "image_size=192", "tracking.memory_dtype=float32", "multimask_output_for_tracking=False",
     )  # fmt: skip
