@@ -142,11 +142,16 @@ def clip_forward(
     gt_all = jnp.moveaxis(batch.masks, 2, 1).reshape(b * num_objects, num_frames, s, s)
     h = bb.vision_features.shape[1]
     stride = memory_stride(cfg, deterministic)
+    # Frame 0 is always a conditioning frame, so at most T - 1 frames reach the recent rings,
+    # and frames 1 .. T - 1 take distinct slots of rings of T - 1: no memory in reach is
+    # overwritten, and the attention no longer runs over slots that a clip never fills.
+    clip_slots = max(num_frames - 1, 1)
+    num_recent = num_recent_slots(cfg.num_maskmem, stride)
     bank = empty_bank(
         n,
         capacity_bucket(max_cond_frames),
-        num_recent_slots(cfg.num_maskmem, stride),
-        cfg.max_obj_ptrs_in_encoder - 1,
+        min(num_recent, clip_slots) if stride == 1 else num_recent,
+        min(cfg.max_obj_ptrs_in_encoder - 1, clip_slots),
         h * h,
         cfg.memory_encoder.out_dim,
         cfg.image_encoder.neck.d_model,
