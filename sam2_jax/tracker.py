@@ -75,17 +75,38 @@ def tracking_prompt(track: jax.Array, num_points: int = 1) -> FramePrompt:
     )
 
 
-def _assemble_memory(model: SAM2, bank: MemoryBank, layout: MemoryLayout):
+def _first_used(use: jax.Array, count: int | None, *slots: jax.Array) -> tuple[jax.Array, ...]:
+    """The first `count` used slots: use [O, N] and each of `slots` [O, N, ...] -> [O, count, ...]
+    (used slots in slot order, then unused ones); unchanged when `count` is None or >= N."""
+    if count is None or count >= use.shape[1]:
+        return use, *slots
+    index = jnp.argsort(~use, axis=1, stable=True)[:, :count]
+
+    def take(x: jax.Array) -> jax.Array:
+        return jnp.take_along_axis(x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
+
+    return take(use), *map(take, slots)
+
+
+def _assemble_memory(
+    model: SAM2, bank: MemoryBank, layout: MemoryLayout, max_memories: int | None = None
+):
     """[cond | recent] frame memories then pointer tokens, with positions and validity.
 
-    Returns memory/memory_pos [O, M, D] f32, valid [O, M] bool, number of pointer tokens.
+    `max_memories` (static) bounds the frames whose memories (and, separately, pointers) frame t
+    can use; the attention then runs over that many slots, the used ones, instead of the whole
+    bank (exact: unused slots are masked out). Returns memory/memory_pos [O, M, D] f32, valid
+    [O, M] bool, number of pointer tokens.
     """
     c = model.cfg
     o, nc, hw, dm = bank.cond_feats.shape
-    feats = jnp.concatenate([bank.cond_feats, bank.recent_feats], axis=1)
+    use, feats, tpos = _first_used(
+        jnp.concatenate([layout.cond_use, layout.recent_use], axis=1),
+        max_memories,
+        jnp.concatenate([bank.cond_feats, bank.recent_feats], axis=1),
+        jnp.concatenate([layout.cond_tpos, layout.recent_tpos], axis=1),
+    )
     n = feats.shape[1]
-    tpos = jnp.concatenate([layout.cond_tpos, layout.recent_tpos], axis=1)
-    use = jnp.concatenate([layout.cond_use, layout.recent_use], axis=1)
     tpos = jnp.clip(tpos, 0, c.num_maskmem - 1)
     pos = model.maskmem_pos_enc()[None, None] + model.memory_tpos(tpos)[:, :, None, :]
     memory = feats.astype(jnp.float32).reshape(o, n * hw, dm)
@@ -93,9 +114,12 @@ def _assemble_memory(model: SAM2, bank: MemoryBank, layout: MemoryLayout):
     valid = jnp.repeat(use, hw, axis=1)
     if not c.use_obj_ptrs_in_encoder:
         return memory, memory_pos, valid, 0
-    ptrs = jnp.concatenate([bank.cond_ptr, bank.ptr], axis=1)  # [O, Np, C]
-    ptr_pos = jnp.concatenate([layout.cond_ptr_pos, layout.ptr_pos], axis=1)
-    ptr_use = jnp.concatenate([layout.cond_ptr_use, layout.ptr_use], axis=1)
+    ptr_use, ptrs, ptr_pos = _first_used(
+        jnp.concatenate([layout.cond_ptr_use, layout.ptr_use], axis=1),
+        max_memories,
+        jnp.concatenate([bank.cond_ptr, bank.ptr], axis=1),  # [O, Np, C]
+        jnp.concatenate([layout.cond_ptr_pos, layout.ptr_pos], axis=1),
+    )
     split = ptrs.shape[-1] // dm  # each pointer is `split` tokens of mem_dim, pointer-major
     ptr_tokens = ptrs.reshape(o, -1, dm)
     ptr_pe = jnp.repeat(model.obj_ptr_pos(ptr_pos, layout.max_ptrs), split, axis=1)
@@ -132,12 +156,13 @@ def condition_on_bank(
     num_frames: jax.Array,
     direction: jax.Array,
     deterministic: bool,
+    max_memories: int | None = None,
 ) -> jax.Array:
     """Memory attention of frame t over what the bank holds for it (`SAM2.apply` method).
 
     vision_features [O, h, w, C], vision_pos [h, w, C] -> [O, h, w, C]. Pointers of future
     conditioning frames are used in training and dropped in evaluation (deterministic), as the
-    official `only_obj_ptrs_in_the_past_for_eval`.
+    official `only_obj_ptrs_in_the_past_for_eval`. `max_memories`: see `_assemble_memory`.
     """
     c = model.cfg
     layout = memory_layout(
@@ -152,7 +177,7 @@ def condition_on_bank(
         only_past_ptrs=c.only_obj_ptrs_in_the_past_for_eval and deterministic,
         stride=memory_stride(c, deterministic),
     )
-    memory, memory_pos, memory_valid, n_ptr = _assemble_memory(model, bank, layout)
+    memory, memory_pos, memory_valid, n_ptr = _assemble_memory(model, bank, layout, max_memories)
     return model.condition_on_memory(
         vision_features, vision_pos, memory, memory_pos, memory_valid, n_ptr, deterministic
     )

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from sam2_jax.models.position_encoding import sine_position_encoding
+from sam2_jax.ops.conv import Conv2d
 
 Dtype = Any
 
@@ -42,13 +43,8 @@ class LateralConv(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         p = self.padding
-        return nn.Conv(
-            self.d_model,
-            (self.kernel_size, self.kernel_size),
-            strides=(self.stride, self.stride),
-            padding=((p, p), (p, p)),
-            dtype=self.dtype,
-            name="conv",
+        return Conv2d(
+            self.d_model, self.kernel_size, self.stride, p, dtype=self.dtype, name="conv"
         )(x)
 
 

@@ -24,6 +24,7 @@ from einops import rearrange
 
 from sam2_jax.models.attention import dot_product_attention
 from sam2_jax.models.layers import MLP, gelu, layer_norm
+from sam2_jax.ops.conv import Conv2d
 
 Dtype = Any
 
@@ -200,13 +201,8 @@ class PatchEmbed(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         p = _PATCH_PADDING
-        return nn.Conv(
-            self.embed_dim,
-            (_PATCH_KERNEL, _PATCH_KERNEL),
-            strides=(_PATCH_STRIDE, _PATCH_STRIDE),
-            padding=((p, p), (p, p)),
-            dtype=self.dtype,
-            name="proj",
+        return Conv2d(
+            self.embed_dim, _PATCH_KERNEL, _PATCH_STRIDE, p, dtype=self.dtype, name="proj"
         )(x)
 
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from sam2_jax.models.layers import Conv1x1, LayerNorm2d, gelu
 from sam2_jax.models.position_encoding import sine_position_encoding
-from sam2_jax.ops.depthwise_conv import DepthwiseConv
+from sam2_jax.ops.conv import Conv2d
 
 Dtype = Any
 
@@ -57,14 +57,7 @@ class MaskDownSampler(nn.Module):
         channels = 1
         for i in range(num_layers):
             channels *= self.stride**2
-            x = nn.Conv(
-                channels,
-                (k, k),
-                strides=(self.stride, self.stride),
-                padding=((p, p), (p, p)),
-                dtype=self.dtype,
-                name=f"encoder_{3 * i}",
-            )(x)
+            x = Conv2d(channels, k, self.stride, p, dtype=self.dtype, name=f"encoder_{3 * i}")(x)
             x = LayerNorm2d(name=f"encoder_{3 * i + 1}")(x)
             x = self.activation(x)
         final = Conv1x1(self.embed_dim, dtype=self.dtype, name=f"encoder_{3 * num_layers}")
@@ -90,11 +83,9 @@ class CXBlock(nn.Module):
     def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
         """x: [B, H, W, dim] -> [B, H, W, dim]."""
         p, k = self.padding, self.kernel_size
-        if self.use_dwconv:
-            y = DepthwiseConv(k, p, dtype=self.dtype, name="dwconv")(x)
-        else:
-            y = nn.Conv(self.dim, (k, k), padding=((p, p), (p, p)), dtype=self.dtype,
-                        name="dwconv")(x)  # fmt: skip
+        y = Conv2d(
+            self.dim, k, padding=p, depthwise=self.use_dwconv, dtype=self.dtype, name="dwconv"
+        )(x)
         y = LayerNorm2d(eps=1e-6, name="norm")(y)
         y = gelu(nn.Dense(4 * self.dim, dtype=self.dtype, name="pwconv1")(y))
         y = nn.Dense(self.dim, dtype=self.dtype, name="pwconv2")(y)

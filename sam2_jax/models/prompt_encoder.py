@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from sam2_jax.models.layers import Conv1x1, LayerNorm2d, gelu
 from sam2_jax.models.position_encoding import PositionEmbeddingRandom
+from sam2_jax.ops.conv import Conv2d
 
 Dtype = Any
 NUM_POINT_EMBEDDINGS = 4  # negative / positive point, box top-left / bottom-right corner
@@ -50,13 +51,9 @@ class PromptEncoder(nn.Module):
         self.point_embeddings = [nn.Embed(1, c) for _ in range(NUM_POINT_EMBEDDINGS)]
         self.not_a_point_embed = nn.Embed(1, c)
         self.no_mask_embed = nn.Embed(1, c)
-        self.mask_downscaling_0 = nn.Conv(
-            m // 4, (2, 2), strides=(2, 2), padding="VALID", dtype=self.dtype
-        )
+        self.mask_downscaling_0 = Conv2d(m // 4, 2, 2, dtype=self.dtype)
         self.mask_downscaling_1 = LayerNorm2d()
-        self.mask_downscaling_3 = nn.Conv(
-            m, (2, 2), strides=(2, 2), padding="VALID", dtype=self.dtype
-        )
+        self.mask_downscaling_3 = Conv2d(m, 2, 2, dtype=self.dtype)
         self.mask_downscaling_4 = LayerNorm2d()
         self.mask_downscaling_6 = Conv1x1(c, dtype=self.dtype)
 

@@ -25,6 +25,7 @@ from sam2_jax.models.memory_encoder import MemoryEncoder
 from sam2_jax.models.position_encoding import get_1d_sine_pe, sine_position_encoding
 from sam2_jax.models.prompt_encoder import PromptEncoder
 from sam2_jax.models.transformer import TwoWayTransformer
+from sam2_jax.ops.conv import Conv2d
 from sam2_jax.ops.interpolate import resize
 
 NO_OBJ_SCORE = -1024.0
@@ -138,7 +139,7 @@ class SAM2(nn.Module):
         self.memory_attention = _memory_attention(c.memory_attention, dtype)
         self.memory_encoder = _memory_encoder(c.memory_encoder, self.hidden_dim, dtype)
         if c.use_obj_ptrs_in_encoder:
-            self.mask_downsample = nn.Conv(1, (4, 4), strides=(4, 4), padding="VALID", dtype=dtype)
+            self.mask_downsample = Conv2d(1, 4, 4, dtype=dtype)
             if c.use_mlp_for_obj_ptr_proj:
                 self.obj_ptr_proj = MLP(self.hidden_dim, self.hidden_dim, 3, dtype=dtype)
             else:

@@ -142,9 +142,10 @@ def clip_forward(
     gt_all = jnp.moveaxis(batch.masks, 2, 1).reshape(b * num_objects, num_frames, s, s)
     h = bb.vision_features.shape[1]
     stride = memory_stride(cfg, deterministic)
-    # Frame 0 is always a conditioning frame, so at most T - 1 frames reach the recent rings,
-    # and frames 1 .. T - 1 take distinct slots of rings of T - 1: no memory in reach is
-    # overwritten, and the attention no longer runs over slots that a clip never fills.
+    # A frame uses the memories and pointers of at most the T - 1 other frames: the attention
+    # runs over that many slots (`max_memories`). Frame 0 is always a conditioning frame, so
+    # at most T - 1 frames reach the recent rings, and frames 1 .. T - 1 take distinct slots of
+    # rings of T - 1: no memory in reach is overwritten.
     clip_slots = max(num_frames - 1, 1)
     num_recent = num_recent_slots(cfg.num_maskmem, stride)
     bank = empty_bank(
@@ -178,6 +179,7 @@ def clip_forward(
                 frames,
                 jnp.int32(1),
                 deterministic,
+                max_memories=clip_slots,
                 method=condition_on_bank,
                 rngs={"dropout": k_mem},
             ),  # fmt: skip
