@@ -74,20 +74,3 @@ class MLP(nn.Module):
         if self.sigmoid_output:
             x = jax.nn.sigmoid(x.astype(jnp.float32))
         return x
-
-
-class Conv1x1(nn.Module):
-    """`nn.Conv(features, (1, 1))` (params `kernel` [1, 1, in, features], `bias`) computed as a
-    matmul: XLA's CPU convolution kernels make the 1x1 kernel gradient ~10x slower than a dot."""
-
-    features: int
-    dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """x: [..., in] -> [..., features]."""
-        shape = (1, 1, x.shape[-1], self.features)
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        return jnp.einsum("...c,cd->...d", x, kernel[0, 0]) + bias

@@ -12,8 +12,9 @@ import jax
 import jax.numpy as jnp
 from einops import rearrange
 
-from sam2_jax.models.layers import MLP, Conv1x1, LayerNorm2d, gelu
+from sam2_jax.models.layers import MLP, LayerNorm2d, gelu
 from sam2_jax.models.transformer import TwoWayTransformer
+from sam2_jax.ops.conv import Conv2d
 
 Dtype = Any
 
@@ -127,8 +128,8 @@ class MaskDecoder(nn.Module):
         self.output_upscaling_1 = LayerNorm2d()
         self.output_upscaling_3 = ConvTranspose2x2(c // 8, dtype=dt)
         if self.use_high_res_features:
-            self.conv_s0 = Conv1x1(c // 8, dtype=dt)
-            self.conv_s1 = Conv1x1(c // 4, dtype=dt)
+            self.conv_s0 = Conv2d(c // 8, 1, dtype=dt)
+            self.conv_s1 = Conv2d(c // 4, 1, dtype=dt)
         self.output_hypernetworks_mlps = [
             MLP(c, c // 8, 3, dtype=dt) for _ in range(self.num_mask_tokens)
         ]

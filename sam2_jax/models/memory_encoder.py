@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sam2_jax.models.layers import Conv1x1, LayerNorm2d, gelu
+from sam2_jax.models.layers import LayerNorm2d, gelu
 from sam2_jax.models.position_encoding import sine_position_encoding
 from sam2_jax.ops.conv import Conv2d
 
@@ -60,7 +60,7 @@ class MaskDownSampler(nn.Module):
             x = Conv2d(channels, k, self.stride, p, dtype=self.dtype, name=f"encoder_{3 * i}")(x)
             x = LayerNorm2d(name=f"encoder_{3 * i + 1}")(x)
             x = self.activation(x)
-        final = Conv1x1(self.embed_dim, dtype=self.dtype, name=f"encoder_{3 * num_layers}")
+        final = Conv2d(self.embed_dim, 1, dtype=self.dtype, name=f"encoder_{3 * num_layers}")
         return final(x)
 
 
@@ -115,7 +115,7 @@ class Fuser(nn.Module):
     def __call__(self, x: jax.Array, deterministic: bool = True) -> jax.Array:
         """x: [B, H, W, dim] -> [B, H, W, dim]."""
         if self.input_projection:
-            x = Conv1x1(self.dim, dtype=self.dtype, name="proj")(x)
+            x = Conv2d(self.dim, 1, dtype=self.dtype, name="proj")(x)
         for i in range(self.num_layers):
             x = CXBlock(
                 self.dim,
@@ -180,7 +180,7 @@ class MemoryEncoder(nn.Module):
             dtype=self.dtype,
             name="mask_downsampler",
         )(masks)
-        x = Conv1x1(self.in_dim, dtype=self.dtype, name="pix_feat_proj")(pix_feat)
+        x = Conv2d(self.in_dim, 1, dtype=self.dtype, name="pix_feat_proj")(pix_feat)
         x = Fuser(
             self.fuser_num_layers,
             self.in_dim,
@@ -194,7 +194,7 @@ class MemoryEncoder(nn.Module):
             name="fuser",
         )(x + masks, deterministic)
         if self.out_dim != self.in_dim:
-            x = Conv1x1(self.out_dim, dtype=self.dtype, name="out_proj")(x)
+            x = Conv2d(self.out_dim, 1, dtype=self.dtype, name="out_proj")(x)
         b, h, w, _ = x.shape
         pos = sine_position_encoding(h, w, self.pos_num_feats, self.pos_temperature)
         pos = jnp.broadcast_to(pos.astype(x.dtype), (b, h, w, self.pos_num_feats))

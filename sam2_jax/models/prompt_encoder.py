@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from sam2_jax.models.layers import Conv1x1, LayerNorm2d, gelu
+from sam2_jax.models.layers import LayerNorm2d, gelu
 from sam2_jax.models.position_encoding import PositionEmbeddingRandom
 from sam2_jax.ops.conv import Conv2d
 
@@ -55,7 +55,7 @@ class PromptEncoder(nn.Module):
         self.mask_downscaling_1 = LayerNorm2d()
         self.mask_downscaling_3 = Conv2d(m, 2, 2, dtype=self.dtype)
         self.mask_downscaling_4 = LayerNorm2d()
-        self.mask_downscaling_6 = Conv1x1(c, dtype=self.dtype)
+        self.mask_downscaling_6 = Conv2d(c, 1, dtype=self.dtype)
 
     @property
     def mask_input_size(self) -> tuple[int, int]:

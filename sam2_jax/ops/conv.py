@@ -6,10 +6,11 @@ XLA:CPU computes convolution kernel gradients with slow generic kernels:
 - dense, strided or 1x1 with many channels: a convolution whose window is the whole output map
   (the mask downsampler's last 3x3 stride-2 conv ran at ~3 GFLOP/s, 5% of a 512 px training
   step; the FPN neck's 1x1 lateral conv at 128 x 128, 2%).
-Here the forward is the same `lax.conv_general_dilated` as `nn.Conv`, the input gradient its own
-transpose, and the kernel gradient products of the strided input windows with the output
-gradient, in f32: dK[i, j] = sum_{b, y, x} x_pad[b, s y + i, s x + j] g[b, y, x] (per channel
-for depthwise; for dense, an outer product over channels: one matmul over the stacked windows).
+Here the forward is the same `lax.conv_general_dilated` as `nn.Conv` (a 1x1 stride-1 conv is a
+plain matmul, whose gradients XLA computes well), the input gradient its own transpose, and the
+kernel gradient products of the strided input windows with the output gradient, in f32:
+dK[i, j] = sum_{b, y, x} x_pad[b, s y + i, s x + j] g[b, y, x] (per channel for depthwise; for
+dense, an outer product over channels: one matmul over the stacked windows).
 """
 
 import functools
@@ -79,7 +80,8 @@ class Conv2d(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        """x: [B, H, W, C] -> [B, (H + 2 p - k) // s + 1, (W + 2 p - k) // s + 1, features]."""
+        """x: [B, H, W, C] -> [B, (H + 2 p - k) // s + 1, (W + 2 p - k) // s + 1, features]
+        (1x1 stride 1: any [..., C] -> [..., features])."""
         k, c = self.kernel_size, x.shape[-1]
         if self.depthwise and c != self.features:
             raise ValueError(f"a depthwise conv keeps the channels: {c} in, {self.features} out")
@@ -87,4 +89,6 @@ class Conv2d(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        if k == 1 and self.stride == 1 and self.padding == 0 and not self.depthwise:
+            return jnp.einsum("...c,cf->...f", x, kernel[0, 0]) + bias
         return conv2d(x, kernel, self.stride, self.padding) + bias

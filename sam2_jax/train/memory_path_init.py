@@ -6,14 +6,17 @@ features, the memory attention mixes all positions, and the decoder adds high-re
 that drown what is left. On a synthetic frame at 128 px, the memory-conditioned features of two
 objects' masks differ by 3.5% of their rms (tests/train/test_memory_path_init.py), by 35% with
 this init, and a few hundred steps of training from the plain init grow the image features so
-that the difference vanishes (measured in README, Training). This init changes four groups of
-weights so that the object survives each stage:
+that the difference vanishes (measured in README, Training). This init changes these weights so
+that the object survives each stage:
 
 - memory encoder: the image projection `pix_feat_proj` starts at zero (the memory is the mask
   alone) and the mask downsampler's last 1x1 conv is scaled by `MASK_GAIN`;
 - memory attention: every cross-attention layer's q and k biases get `LOCAL_BIAS` on the
   fastest `LOCAL_PAIRS` RoPE pairs of each axis, so that a query first attends to the memory
-  tokens at its own position (rotations of equal angle align: a copy of the memory);
+  tokens at its own position (rotations of equal angle align: a copy of the memory), and its
+  output projection is scaled by `CROSS_GAIN`; every self-attention's output projection starts
+  at zero (random RoPE self-attention over the frame averages positions: after the first
+  layer's copy, it erased where the memory had put the object);
 - mask decoder: the high-res feature projections `conv_s0` / `conv_s1` are scaled by
   `HIGH_RES_GAIN`, so that they refine rather than drown the memory-conditioned embedding.
 
@@ -29,6 +32,7 @@ MASK_GAIN = 4.0
 LOCAL_BIAS = 6.0
 LOCAL_PAIRS = 8
 HIGH_RES_GAIN = 0.1
+CROSS_GAIN = 4.0
 
 
 def _scaled(tree: Any, gain: float) -> Any:
@@ -46,8 +50,8 @@ def _local_bias(bias: jax.Array, num_heads: int) -> jax.Array:
 
 
 def memory_path_init(params: Any, memory_attention_heads: int) -> Any:
-    """The "params" collection of a randomly initialised SAM 2 with the four changes above
-    (a new tree; `params` is not modified)."""
+    """The "params" collection of a randomly initialised SAM 2 with the changes above (a new
+    tree; `params` is not modified)."""
     params = jax.tree.map(lambda x: x, params)
     encoder = params["memory_encoder"]
     encoder["pix_feat_proj"] = jax.tree.map(jnp.zeros_like, encoder["pix_feat_proj"])
@@ -61,6 +65,8 @@ def memory_path_init(params: Any, memory_attention_heads: int) -> Any:
                 attention[proj]["bias"] = _local_bias(
                     attention[proj]["bias"], memory_attention_heads
                 )
+            attention["out_proj"] = _scaled(attention["out_proj"], CROSS_GAIN)
+            layer["self_attn"]["out_proj"] = _scaled(layer["self_attn"]["out_proj"], 0.0)
     decoder = params["sam_mask_decoder"]
     for name in ("conv_s0", "conv_s1"):
         decoder[name] = _scaled(decoder[name], HIGH_RES_GAIN)

@@ -1,5 +1,5 @@
-"""`Conv2d` (dense and depthwise, with the cheap kernel gradient) and `Conv1x1` equal `nn.Conv`
-(the convolution they replace): values and gradients, fp32."""
+"""`Conv2d` (dense, depthwise and 1x1 as a matmul, with the cheap kernel gradient) equals
+`nn.Conv` (the convolution it replaces): values and gradients, fp32."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sam2_jax.models.layers import Conv1x1
 from sam2_jax.ops.conv import Conv2d
 
 TOL = 1e-5  # relative to the largest magnitude: f32 sums in other orders
@@ -60,7 +59,9 @@ def test_depthwise_conv_keeps_channels():
         Conv2d(8, 3, depthwise=True).init(jax.random.key(0), jnp.zeros((1, 5, 5, 16)))
 
 
-def test_conv1x1_equals_conv():
+def test_1x1_conv_is_a_matmul_equal_to_conv():
     x = jax.random.normal(jax.random.key(1), (2, 5, 6, 24))
-    _check(Conv1x1(12), nn.Conv(12, (1, 1)), x)
-    np.testing.assert_array_equal(Conv1x1(12).init(jax.random.key(0), x)["params"]["bias"], 0)
+    _check(Conv2d(12, 1), nn.Conv(12, (1, 1)), x)
+    np.testing.assert_array_equal(Conv2d(12, 1).init(jax.random.key(0), x)["params"]["bias"], 0)
+    hlo = jax.jit(Conv2d(12, 1).init_with_output).lower(jax.random.key(0), x).as_text()
+    assert "convolution" not in hlo

@@ -1,4 +1,4 @@
-"""`memory_path_init`: exactly the four documented changes, and the object reaches the
+"""`memory_path_init`: exactly the documented changes, and the object reaches the
 memory-conditioned features (two objects' masks on one frame give features that differ more
 than with the plain random init)."""
 
@@ -40,6 +40,8 @@ def test_changes_exactly_the_documented_weights(model):
         *(f"{decoder}conv_s{i}/kernel" for i in (0, 1)),
         *(f"memory_attention/layers_{i}/cross_attn_image/{p}_proj/bias"
           for i in range(4) for p in ("q", "k")),
+        *(f"memory_attention/layers_{i}/{a}/out_proj/kernel"
+          for i in range(4) for a in ("cross_attn_image", "self_attn")),
     }  # fmt: skip
     assert changed == expected  # the zero-initialised biases stay zero when scaled
     assert not after[encoder + "pix_feat_proj/kernel"].any()
@@ -47,6 +49,9 @@ def test_changes_exactly_the_documented_weights(model):
     np.testing.assert_allclose(after[name], before[name] * mpi.MASK_GAIN, rtol=1e-6)
     name = decoder + "conv_s0/kernel"
     np.testing.assert_allclose(after[name], before[name] * mpi.HIGH_RES_GAIN, rtol=1e-6)
+    name = "memory_attention/layers_0/cross_attn_image/out_proj/kernel"
+    np.testing.assert_allclose(after[name], before[name] * mpi.CROSS_GAIN, rtol=1e-6)
+    assert not after["memory_attention/layers_0/self_attn/out_proj/kernel"].any()
     bias = after["memory_attention/layers_0/cross_attn_image/q_proj/bias"]
     local = np.r_[0:16, 128:144]  # first 8 complex pairs of the x and of the y half (D = 256)
     np.testing.assert_array_equal(bias[local], mpi.LOCAL_BIAS)
