@@ -100,7 +100,9 @@ def sub_block_fractions(masks: np.ndarray, grid: int) -> np.ndarray:
     return masks.reshape(o, n, s // n, n, s // n).mean(axis=(2, 4))
 
 
-def ridge_read_out(x_fit: np.ndarray, y_fit: np.ndarray, x: np.ndarray, l2: float = 1e-2):
+def ridge_read_out(
+    x_fit: np.ndarray, y_fit: np.ndarray, x: np.ndarray, l2: float = 1e-2
+) -> np.ndarray:
     """Ridge regression on standardised features: fit x_fit [N, F] -> y_fit [N, K], return its
     predictions for x [M, F] ([M, K])."""
     mean, std = x_fit.mean(0), x_fit.std(0) + 1e-8
