@@ -29,6 +29,8 @@ import numpy as np
 
 from sam2_jax.build import SAM2Model, build_sam2
 from sam2_jax.data.synthetic import synthetic_video
+from sam2_jax.eval.metrics import region_similarity
+from sam2_jax.eval.run import SYNTHETIC_VAL_SEEDS
 from sam2_jax.memory_bank import empty_bank, num_recent_slots, write_frame
 from sam2_jax.models.sam2 import SAM2
 from sam2_jax.streaming import prompt_mask_at_model_size
@@ -37,7 +39,6 @@ from sam2_jax.train.memory_path_init import memory_path_init
 from sam2_jax.transforms import preprocess_image
 
 SUB = 4  # sub-blocks per token side read by the probe (the decoder's 4x upscaling)
-VAL_SEEDS = tuple(range(100_000, 100_008))  # the synthetic validation videos of eval.py
 
 
 class Stages(NamedTuple):
@@ -113,9 +114,9 @@ def ridge_read_out(
 
 
 def jaccard(pred: np.ndarray, target: np.ndarray) -> float:
-    """Pooled Jaccard index of two boolean arrays (1.0 when both are empty)."""
-    union = np.logical_or(pred, target).sum()
-    return 1.0 if union == 0 else float(np.logical_and(pred, target).sum() / union)
+    """Jaccard index of two boolean arrays pooled over all their elements (1.0 when both are
+    empty)."""
+    return float(region_similarity(target.reshape(1, -1), pred.reshape(1, -1)))
 
 
 def _per_token(x: np.ndarray) -> np.ndarray:
@@ -130,7 +131,7 @@ def _token_targets(fractions: np.ndarray, grid: int) -> np.ndarray:
     return blocks.reshape(-1, SUB * SUB)
 
 
-def probe(model: SAM2Model, seeds: Sequence[int] = VAL_SEEDS) -> dict[str, float]:
+def probe(model: SAM2Model, seeds: Sequence[int] = SYNTHETIC_VAL_SEEDS) -> dict[str, float]:
     """J of each stage's read-out (fitted on the first half of the videos' frame 0, scored on
     the rest), of the decoder's masks and of the token-grid block average, on the held-out
     videos."""
@@ -143,18 +144,21 @@ def probe(model: SAM2Model, seeds: Sequence[int] = VAL_SEEDS) -> dict[str, float
         stages.append(stage)
         targets.append(sub_block_fractions(stage.masks, grid))
     fit, held = slice(0, len(seeds) // 2), slice(len(seeds) // 2, None)
+    token_targets = [_token_targets(t, grid) for t in targets]
+    read_outs = {  # stage: (features, targets), one row per token or per pixel
+        "memory": ([_per_token(st.memory) for st in stages], token_targets),
+        "conditioned": ([_per_token(st.conditioned) for st in stages], token_targets),
+        "upscaled": (
+            [_per_token(st.upscaled) for st in stages],
+            [t.reshape(-1, 1) for t in targets],
+        ),
+    }
     result = {}
-    for name in ("memory", "conditioned"):
-        x = [_per_token(getattr(st, name)) for st in stages]
-        y = [_token_targets(t, grid) for t in targets]
+    for name, (x, y) in read_outs.items():
         pred = ridge_read_out(
             np.concatenate(x[fit]), np.concatenate(y[fit]), np.concatenate(x[held])
         )
         result[name] = jaccard(pred > 0.5, np.concatenate(y[held]) > 0.5)
-    x = [_per_token(st.upscaled) for st in stages]
-    y = [t.reshape(-1, 1) for t in targets]
-    pred = ridge_read_out(np.concatenate(x[fit]), np.concatenate(y[fit]), np.concatenate(x[held]))
-    result["upscaled"] = jaccard(pred > 0.5, np.concatenate(y[held]) > 0.5)
     truth = np.concatenate(targets[held]) > 0.5
     result["decoder"] = jaccard(np.concatenate([st.logits for st in stages[held]]) > 0, truth)
     blocks = [t.reshape(t.shape[0], grid, SUB, grid, SUB).mean(axis=(2, 4)) for t in targets]

@@ -7,11 +7,12 @@ import dataclasses
 import numpy as np
 
 from sam2_jax import build_sam2
+from sam2_jax.eval.run import SYNTHETIC_VAL_SEEDS
 from sam2_jax.train import memory_probe as mp
 from sam2_jax.train.memory_path_init import memory_path_init
 
 SIZE = 128
-SEEDS = mp.VAL_SEEDS[:4]
+SEEDS = SYNTHETIC_VAL_SEEDS[:4]
 
 
 def test_ridge_read_out_recovers_a_linear_map():
