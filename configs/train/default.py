@@ -31,13 +31,16 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.init_from = ""  # official .pt, orbax params or HF checkpoint to fine-tune from
     # How random weights start (not used with init_from): "" as initialised, "memory_path"
-    # (sam2_jax/train/memory_path_init.py: the memory path carries the object from step 0).
+    # (sam2_jax/train/memory_path_init.py: the memory path tracks the object from step 0; then
+    # the decoder's read-out of the mask is fitted on the first frames of this many training
+    # clips, sam2_jax/train/read_out_init.py; 0: not fitted).
     c.init_scheme = "memory_path"
+    c.init_read_out_clips = 12
     c.frozen = ("image_encoder",)  # top-level modules that keep their (random) weights
     c.dtype = "float32"  # compute dtype (bfloat16: params and optimizer state stay fp32)
     c.seed = 0
     c.run_dir = "runs/default"
-    c.total_steps = 200
+    c.total_steps = 200  # 0: export and evaluate the initial model only
     c.batch_size = 2  # clips per step, over all hosts
     c.grad_accum_steps = 1
     c.nan_policy = "stop"  # "stop": keep the last good checkpoint and exit; "skip": go on
@@ -60,8 +63,10 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
         rand_init_cond_frames=False, num_correction_pt_per_frame=3,
     )  # fmt: skip
     c.loss = _fields(LossConfig)
+    # lr 1e-4 decaying to 1e-5: the init already tracks; 1e-3 (from the plain init) undoes its
+    # precision (README, Training).
     c.optimizer = _fields(
-        OptimizerConfig, base_lr=1e-3, base_lr_end=1e-4, vision_lr=1e-3, vision_lr_end=1e-4,
+        OptimizerConfig, base_lr=1e-4, base_lr_end=1e-5, vision_lr=1e-4, vision_lr_end=1e-5,
         grad_clip_norm=1.0, warmup_steps=20,
     )  # fmt: skip
     c.mesh = dict(data=-1, fsdp=1, model=1)

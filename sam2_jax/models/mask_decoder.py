@@ -215,7 +215,9 @@ class MaskDecoder(nn.Module):
         h, w = src.shape[1:3]
         src = rearrange(keys, "b (h w) c -> b h w c", h=h, w=w)
         upscaled = self._upscale(src, high_res_features)
-        self.sow("intermediates", "upscaled", upscaled)  # for sam2_jax.train.memory_probe
+        # for sam2_jax.train.memory_probe and read_out_init
+        self.sow("intermediates", "src", src)
+        self.sow("intermediates", "upscaled", upscaled)
         hyper_in = jnp.stack(
             [mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
             axis=1,

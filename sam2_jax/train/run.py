@@ -9,7 +9,8 @@ iterator state every `checkpoint.every_steps`, at the end, and on SIGTERM; `--re
 from the latest one and reproduces an uninterrupted run bit for bit. Logs: a tqdm bar,
 `<run_dir>/metrics.jsonl`, TensorBoard events in `<run_dir>/tb`. At the end the params are
 exported (`<run_dir>/params`, orbax) with `<run_dir>/model.json`, which `eval.py` uses by
-default, and evaluated on a held-out synthetic split with the `eval.py` code.
+default, and evaluated on a held-out synthetic split with the `eval.py` code. `total_steps=0`
+exports and evaluates the initial model only (a recipe's untrained baseline).
 """
 
 import argparse
@@ -40,6 +41,7 @@ from sam2_jax.train.losses import LossConfig
 from sam2_jax.train.memory_path_init import memory_path_init
 from sam2_jax.train.optimizer import OptimizerConfig, learning_rate, make_optimizer
 from sam2_jax.train.prompts import PromptConfig, sample_plan
+from sam2_jax.train.read_out_init import decoder_read_out_init
 from sam2_jax.train.sharding import batch_sharding, make_mesh, shardings
 from sam2_jax.train.step import TrainState, init_state, jit_train_step
 from sam2_jax.transforms import IMAGE_MEAN, IMAGE_STD
@@ -156,9 +158,25 @@ def _restore(manager, step: int, abstract_state, data_iter) -> TrainState:
     return restored["state"]
 
 
+def read_out_examples(cfg, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first frames of the first `count` training clips (seed `cfg.seed`, as one host) that
+    hold an object: (frame [S, S, 3] uint8, the valid objects' masks [O, S, S] bool)."""
+    clip_cfg = _dataclass(ClipConfig, cfg.clip)
+    dataset = make_train_dataset(make_source(cfg.data, cfg.seed), clip_cfg, cfg.seed, 1, 0, 1)
+    examples = []
+    for batch in dataset:
+        if len(examples) == count:
+            break
+        valid = batch["object_valid"][0]
+        if valid.any():
+            examples.append((batch["images"][0, 0], batch["masks"][0, 0][valid]))
+    return examples
+
+
 def initial_model(cfg, model_overrides: Sequence[str]):
     """The model to train: `init_from` (checked strictly), or random weights from `seed` with
-    `init_scheme` applied ("memory_path": `memory_path_init`; "": as initialised)."""
+    `init_scheme` applied ("memory_path": `memory_path_init`, then the decoder read-out fitted
+    on `init_read_out_clips` training clips, `read_out_init`; "": as initialised)."""
     if cfg.init_scheme not in INIT_SCHEMES:
         raise TrainError(f"unknown init_scheme {cfg.init_scheme!r}; known: {INIT_SCHEMES}")
     model = build_sam2(
@@ -175,6 +193,10 @@ def initial_model(cfg, model_overrides: Sequence[str]):
         heads = model.config.memory_attention.layer.cross_attention.num_heads
         params = memory_path_init(model.params["params"], heads)
         model = dataclasses.replace(model, params={"params": params})
+        if cfg.init_read_out_clips > 0:
+            examples = read_out_examples(cfg, cfg.init_read_out_clips)
+            params = decoder_read_out_init(model, examples)
+            model = dataclasses.replace(model, params={"params": params})
     return model
 
 
@@ -236,6 +258,20 @@ def _evaluate(run_dir: Path, cfg, step: int) -> dict:
     return summary
 
 
+def _initial_only(run_dir: Path, cfg, params) -> dict[str, Any]:
+    """`total_steps=0`: export the initial model (and evaluate it unless eval.every_steps < 0),
+    the untrained baseline of a recipe."""
+    metrics: dict[str, Any] = {}
+    if jax.process_index() == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(cfg.to_json(indent=2) + "\n")
+        export(run_dir, cfg, jax.device_get(params))
+        if cfg.eval.every_steps >= 0:
+            metrics["eval_J&F"] = _evaluate(run_dir, cfg, 0)["J&F-Mean"]
+        (run_dir / FINAL_METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="train.py", description="SAM 2 training.")
     p.add_argument("--config", default=DEFAULT_CONFIG, help="config file[:arg]")
@@ -273,6 +309,8 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
         )
     source = make_source(cfg.data, cfg.seed)
     model = initial_model(cfg, model_overrides)
+    if cfg.total_steps == 0:
+        return _initial_only(run_dir, cfg, model.params["params"])
     mesh = make_mesh(**cfg.mesh)
     if cfg.batch_size % (mesh.shape["data"] * mesh.shape["fsdp"] * cfg.grad_accum_steps):
         raise TrainError(
@@ -369,6 +407,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2
     if metrics:
-        print(f"done: loss {metrics.get('core_loss', float('nan')):.4f}, "
-              f"eval J&F {metrics.get('eval_J&F')}")  # fmt: skip
+        loss = f"loss {metrics['core_loss']:.4f}, " if "core_loss" in metrics else ""
+        print(f"done: {loss}eval J&F {metrics.get('eval_J&F')}")
     return 0

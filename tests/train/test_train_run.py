@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = [
     "total_steps=6", "batch_size=1", "clip.num_frames=2", "data.num_videos=4",
     "checkpoint.every_steps=2", "eval.every_steps=-1", "log_every=1",
+    "init_read_out_clips=0",  # fitted in tests/train/test_memory_probe.py
 ]  # fmt: skip
 
 
@@ -159,6 +160,17 @@ def test_checkpoint_of_another_size_is_named(tmp_path, capsys, official_checkpoi
     path = official_checkpoints["sam2.1_hiera_t"]
     assert main([*TINY, f"run_dir={tmp_path}", f"init_from={path}"]) == 2
     assert "sam2.1_hiera_t" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+
+
+def test_zero_steps_export_the_initial_model(tmp_path):
+    assert main([*TINY, f"run_dir={tmp_path}", "total_steps=0"]) == 0
+    cfg = config_lib.load(DEFAULT_CONFIG, [*TINY, "total_steps=0"])
+    model_json = json.loads((tmp_path / "model.json").read_text())
+    loaded = build_sam2(model_json["config"], model_json["checkpoint"], model_json["overrides"])
+    initial = initial_model(cfg, cfg.model_overrides)
+    same = jax.tree.map(np.array_equal, loaded.params["params"], initial.params["params"])
+    assert all(jax.tree.leaves(same))
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
 
 
