@@ -173,10 +173,11 @@ def read_out_examples(cfg, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return examples
 
 
-def initial_model(cfg, model_overrides: Sequence[str]):
+def initial_model(cfg, model_overrides: Sequence[str], fit_read_out: bool = True):
     """The model to train: `init_from` (checked strictly), or random weights from `seed` with
-    `init_scheme` applied ("memory_path": `memory_path_init`, then the decoder read-out fitted
-    on `init_read_out_clips` training clips, `read_out_init`; "": as initialised)."""
+    `init_scheme` applied ("memory_path": `memory_path_init`, then, with `fit_read_out`, the
+    decoder read-out fitted on `init_read_out_clips` training clips, `read_out_init`; "": as
+    initialised). A resumed run passes fit_read_out=False: its restored params replace these."""
     if cfg.init_scheme not in INIT_SCHEMES:
         raise TrainError(f"unknown init_scheme {cfg.init_scheme!r}; known: {INIT_SCHEMES}")
     model = build_sam2(
@@ -193,7 +194,7 @@ def initial_model(cfg, model_overrides: Sequence[str]):
         heads = model.config.memory_attention.layer.cross_attention.num_heads
         params = memory_path_init(model.params["params"], heads)
         model = dataclasses.replace(model, params={"params": params})
-        if cfg.init_read_out_clips > 0:
+        if fit_read_out and cfg.init_read_out_clips > 0:
             examples = read_out_examples(cfg, cfg.init_read_out_clips)
             params = decoder_read_out_init(model, examples)
             model = dataclasses.replace(model, params={"params": params})
@@ -308,7 +309,8 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
             f"{image_size}; set both"
         )
     source = make_source(cfg.data, cfg.seed)
-    model = initial_model(cfg, model_overrides)
+    resuming = args.resume and manager.latest_step() is not None
+    model = initial_model(cfg, model_overrides, fit_read_out=not resuming)
     if cfg.total_steps == 0:
         return _initial_only(run_dir, cfg, model.params["params"])
     mesh = make_mesh(**cfg.mesh)
@@ -331,7 +333,7 @@ def train(argv: Sequence[str]) -> dict[str, Any]:
         num_threads=cfg.data.num_threads,
     )  # fmt: skip
     data_iter = iter(dataset)
-    if args.resume and manager.latest_step() is not None:
+    if resuming:
         abstract = jax.tree.map(
             lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, state_sharding
         )
