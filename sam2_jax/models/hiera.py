@@ -226,7 +226,7 @@ class MultiScaleAttention(nn.Module):
         q = max_pool(q, self.q_stride)
         h = q.shape[1]
         q, k, v = (rearrange(t, "b h w (n d) -> b n (h w) d", n=self.num_heads) for t in (q, k, v))
-        out = dot_product_attention(q, k, v)
+        out, _ = dot_product_attention(q, k, v)
         out = rearrange(out, "b n (h w) d -> b h w (n d)", h=h)
         return nn.Dense(self.dim_out, dtype=self.dtype, name="proj")(out)
 

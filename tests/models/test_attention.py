@@ -1,5 +1,7 @@
-"""Query chunking in `dot_product_attention`: per backend, and the same function either way."""
+"""`dot_product_attention`: query chunking per backend (the same function either way), and the
+value projection after the weights (the same values as before them)."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -31,9 +33,49 @@ def test_chunked_equals_unchunked(monkeypatch):
     )
     valid = rng.random((b, nk)) < 0.7
     assert attention._num_query_chunks(b, h, nq, nk) == 2  # this CPU: two chunks
-    chunked = attention.dot_product_attention(q, k, v, valid)
+    chunked, chunked_mass = attention.dot_product_attention(q, k, v, valid)
     monkeypatch.setattr(attention.jax, "default_backend", lambda: "gpu")
     assert attention._num_query_chunks(b, h, nq, nk) == 1
-    whole = attention.dot_product_attention(q, k, v, valid)
+    whole, whole_mass = attention.dot_product_attention(q, k, v, valid)
     np.testing.assert_allclose(np.asarray(chunked), np.asarray(whole), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(chunked_mass), np.asarray(whole_mass))
     assert np.abs(np.asarray(whole)).max() > 0.1
+
+
+@pytest.mark.parametrize("dropout_rate", [0.0, 0.5])
+def test_value_projection_after_the_weights(dropout_rate):
+    """A (M W + b) = (A M) W + (A 1) b: the memory attention's one head over 64-channel keys
+    projects its values after the weights; against projecting them first, with masked keys, a
+    batch row with no valid key (zeros) and dropout (the same mask: the same rng and shapes)."""
+    rng = np.random.default_rng(1)
+    b, nq, nk, kv_dim, dim = 2, 64, 96, 16, 32
+    q, k = (rng.standard_normal((b, 1, n, dim)).astype(np.float32) for n in (nq, nk))
+    memory = rng.standard_normal((b, 1, nk, kv_dim)).astype(np.float32)
+    kernel = rng.standard_normal((kv_dim, dim)).astype(np.float32)
+    bias = rng.standard_normal(dim).astype(np.float32)
+    valid = rng.random((b, nk)) < 0.7
+    valid[1] = False
+    key = jax.random.key(0)
+    first, first_mass = attention.dot_product_attention(
+        q, k, memory @ kernel + bias, valid, dropout_rate, key
+    )
+    weighted, mass = attention.dot_product_attention(q, k, memory, valid, dropout_rate, key)
+    last = np.asarray(weighted) @ kernel + np.asarray(mass) * bias
+    np.testing.assert_allclose(last, np.asarray(first), rtol=0, atol=2e-5)
+    np.testing.assert_array_equal(np.asarray(mass), np.asarray(first_mass))
+    assert np.all(np.asarray(first)[1] == 0) and np.abs(np.asarray(first)[0]).max() > 0.5
+    if dropout_rate == 0.0:
+        assert np.all(np.asarray(mass)[0] == 1.0)
+    else:
+        assert np.abs(np.asarray(mass)[0] - 1.0).max() > 0.01  # dropout leaves rows off 1
+
+
+def test_attention_module_projects_values_last_only_where_cheaper():
+    """`Attention` keeps the official params either way; it projects values after the weights
+    only with one head and keys narrower than the projections (the memory attention)."""
+    one_head = attention.Attention(256, 1, kv_in_dim=64)
+    assert one_head._project_values_last(64) and not one_head._project_values_last(256)
+    assert not attention.Attention(256, 8, downsample_rate=2)._project_values_last(256)
+    x, memory = jax.numpy.ones((1, 4, 256)), jax.numpy.ones((1, 8, 64))
+    params = one_head.init(jax.random.key(0), x, memory, memory)["params"]
+    assert params["v_proj"]["kernel"].shape == (64, 256)
