@@ -30,3 +30,14 @@ def official_t21(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt"
     save_official_checkpoint(model, path)
     return model, path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module. Each XLA:CPU executable holds memory
+    mappings of its code; kept for a whole suite in one process they reached the kernel's
+    `vm.max_map_count` (65,530) and a later compile aborted (`Fatal Python error: Aborted` in
+    `backend_compile_and_load`; reproduced on one module by lowering the limit). A later module
+    compiles what it needs again."""
+    yield
+    jax.clear_caches()
