@@ -32,12 +32,25 @@ def official_t21(tmp_path_factory):
     return model, path
 
 
+MAX_MEMORY_MAPS = 30_000  # under half of Linux's default vm.max_map_count (65,530)
+
+
+def _memory_maps() -> int:
+    """This process's memory mappings (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return sum(1 for _ in maps)
+    except OSError:
+        return 0
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
-    """Drop JAX's compiled programs after each test module. Each XLA:CPU executable holds memory
-    mappings of its code; kept for a whole suite in one process they reached the kernel's
-    `vm.max_map_count` (65,530) and a later compile aborted (`Fatal Python error: Aborted` in
-    `backend_compile_and_load`; reproduced on one module by lowering the limit). A later module
-    compiles what it needs again."""
+    """Drop JAX's compiled programs after a test module once the process holds many memory
+    mappings. Each XLA:CPU executable maps its code; kept for a whole suite in one process they
+    reached the kernel's `vm.max_map_count` and a later compile aborted (`Fatal Python error:
+    Aborted` in `backend_compile_and_load`; reproduced on one module by lowering the limit).
+    Dropping them after every module made the suite 10 min slower (compiled again)."""
     yield
-    jax.clear_caches()
+    if _memory_maps() > MAX_MEMORY_MAPS:
+        jax.clear_caches()
