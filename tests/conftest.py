@@ -50,7 +50,7 @@ def _release_compiled_programs():
     mappings. Each XLA:CPU executable maps its code; kept for a whole suite in one process they
     reached the kernel's `vm.max_map_count` and a later compile aborted (`Fatal Python error:
     Aborted` in `backend_compile_and_load`; reproduced on one module by lowering the limit).
-    Dropping them after every module made the suite 10 min slower (compiled again)."""
+    Below the threshold, later modules reuse the programs they share."""
     yield
     if _memory_maps() > MAX_MEMORY_MAPS:
         jax.clear_caches()
