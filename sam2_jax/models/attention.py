@@ -15,19 +15,37 @@ from einops import rearrange
 Dtype = Any
 
 
+CPU_CHUNK_LOGITS = 1 << 20  # on CPU, [q, k] logits per chunk: they stay in cache
+CPU_CACHED_KEYS = 1 << 22  # key elements per head beyond which keys are streamed in blocks
+
+
 def _num_query_chunks(b: int, h: int, nq: int, nk: int) -> int:
     """Query chunks bound the logits live at once. On CPU, chunks of at most 2^20 [q, Nk]
     logits stay in cache (faster). On accelerators a chunk loop becomes thousands of tiny kernels
     (an H100 spent 22 of 31 ms per 1024 px frame in them), so there only the whole batch's
     logits are bounded, at 2^28 (1 GiB in fp32)."""
     if jax.default_backend() == "cpu":
-        per_query, limit = nk, 1 << 20
+        per_query, limit = nk, CPU_CHUNK_LOGITS
     else:
         per_query, limit = b * h * nk, 1 << 28
     n = 1
     while (nq // n) * per_query > limit and nq % (2 * n) == 0:
         n *= 2
     return n
+
+
+def _key_block(nq: int, nk: int, d: int, dropout: bool) -> Optional[int]:
+    """Keys per block where keys stream through an online softmax (`_attend_key_blocks`), or None.
+
+    On CPU, keys past 2^22 elements per head (16 MB in fp32: the memory attention at 1024 px
+    has 7.4M) no longer stay in cache, and query chunks would read them from memory once per
+    chunk; key blocks of 2^20 / Nq keys read them once (1.6x faster there). Smaller keys (the
+    image encoder's global attention, the memory attention at 512 px) are faster with query
+    chunks alone (measured), and dropout keeps the single-pass path. Gradients through the
+    blocks are slower (1.25x at 1024 px); training at 512 px does not reach them."""
+    if jax.default_backend() != "cpu" or dropout or nk * d <= CPU_CACHED_KEYS:
+        return None
+    return max(CPU_CHUNK_LOGITS // nq, 128)
 
 
 def _attend(
@@ -63,6 +81,44 @@ def _attend(
     return (out / total).astype(q.dtype), kept / total
 
 
+def _attend_key_blocks(
+    q: jax.Array, k: jax.Array, v: jax.Array, key_valid: Optional[jax.Array], block: int
+) -> tuple[jax.Array, jax.Array]:
+    """`_attend` without dropout as flash attention's loop: an online softmax over blocks of
+    `block` keys (padded with invalid keys), the output rescaled as the running peak grows."""
+    b, h, nq, _ = q.shape
+    pad = (-k.shape[2]) % block
+    valid = jnp.ones(k.shape[:1] + k.shape[2:3], bool) if key_valid is None else key_valid
+    valid = rearrange(jnp.pad(valid, ((0, 0), (0, pad))), "b (n c) -> n b 1 1 c", c=block)
+    blocks = lambda x: rearrange(  # noqa: E731
+        jnp.pad(x, ((0, 0), (0, 0), (0, pad), (0, 0))), "b h (n c) d -> n b h c d", c=block
+    )
+
+    def step(carry, block_inputs):
+        peak, total, out = carry
+        kc, vc, valid_c = block_inputs
+        logits = jnp.einsum("bhqd,bhkd->bhqk", q, kc, preferred_element_type=jnp.float32)
+        logits = jnp.where(valid_c, logits, -jnp.inf)
+        new_peak = jax.lax.stop_gradient(jnp.maximum(peak, jnp.max(logits, -1, keepdims=True)))
+        finite_peak = jnp.where(jnp.isfinite(new_peak), new_peak, 0.0)
+        rescale = jnp.exp(peak - finite_peak)  # 0 while no valid key was seen
+        weights = jnp.where(valid_c, jnp.exp(logits - finite_peak), 0.0)
+        total = total * rescale + jnp.sum(weights, axis=-1, keepdims=True)
+        out = out * rescale + jnp.einsum(
+            "bhqk,bhkd->bhqd", weights.astype(v.dtype), vc, preferred_element_type=jnp.float32
+        )
+        return (new_peak, total, out), None
+
+    init = (
+        jnp.full((b, h, nq, 1), -jnp.inf),
+        jnp.zeros((b, h, nq, 1)),
+        jnp.zeros((b, h, nq, v.shape[-1])),
+    )
+    (_, total, out), _ = jax.lax.scan(step, init, (blocks(k), blocks(v), valid))
+    norm = jnp.maximum(total, jnp.finfo(jnp.float32).tiny)
+    return (out / norm).astype(q.dtype), total / norm
+
+
 def dot_product_attention(
     q: jax.Array,
     k: jax.Array,
@@ -76,22 +132,25 @@ def dot_product_attention(
     q/k: [B, h, Nq or Nk, D], v: [B, h, Nk, Dv], key_valid: [B, Nk] bool (False keys are never
     attended; a row with no valid key gives zeros). Returns the output [B, h, Nq, Dv] in q's dtype
     and each row's sum of weights [B, h, Nq, 1] (fp32: 1, or 0 for a row without a valid key, or
-    the kept share under dropout). Large problems are processed in query chunks (same result; the
-    [Nq, Nk] weights never exist at once).
+    the kept share under dropout). Large problems are processed in query chunks, and on CPU large
+    keys in blocks (`_key_block`): the same result, the [Nq, Nk] weights never exist at once.
     """
     b, h, nq, d = q.shape
     q = q * jnp.asarray(1.0 / np.sqrt(d), q.dtype)
-    n = _num_query_chunks(b, h, nq, k.shape[2])
-    if n == 1:
-        return _attend(q, k, v, key_valid, dropout_rate, dropout_rng)
-    chunks = rearrange(q, "b h (n c) d -> n b h c d", n=n)
-    rngs = (
-        jax.random.split(dropout_rng, n) if dropout_rng is not None else jnp.zeros((n,), jnp.uint32)
-    )
+    dropout = dropout_rate > 0.0 and dropout_rng is not None
+    block = _key_block(nq, k.shape[2], d, dropout)
+    n = _num_query_chunks(b, h, nq, block or k.shape[2])
 
     def one(args):
         qc, rng = args
-        return _attend(qc, k, v, key_valid, dropout_rate, rng if dropout_rng is not None else None)
+        if block:
+            return _attend_key_blocks(qc, k, v, key_valid, block)
+        return _attend(qc, k, v, key_valid, dropout_rate, rng if dropout else None)
+
+    if n == 1:
+        return one((q, dropout_rng))
+    chunks = rearrange(q, "b h (n c) d -> n b h c d", n=n)
+    rngs = jax.random.split(dropout_rng, n) if dropout else jnp.zeros((n,), jnp.uint32)
 
     out, mass = jax.lax.map(one, (chunks, rngs))
     unchunk = lambda x: rearrange(x, "n b h c d -> b h (n c) d")  # noqa: E731

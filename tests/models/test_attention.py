@@ -1,7 +1,8 @@
-"""`dot_product_attention`: query chunking per backend (the same function either way), and the
-value projection after the weights (the same values as before them)."""
+"""`dot_product_attention`: query chunking per backend and key blocks on CPU (the same function
+either way), and the value projection after the weights (the same values as before them)."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -40,6 +41,51 @@ def test_chunked_equals_unchunked(monkeypatch):
     np.testing.assert_allclose(np.asarray(chunked), np.asarray(whole), rtol=0, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(chunked_mass), np.asarray(whole_mass))
     assert np.abs(np.asarray(whole)).max() > 0.1
+
+
+@pytest.mark.parametrize(
+    "backend, shape, dropout, block",
+    [
+        ("cpu", (4096, 28736, 256), False, 256),  # memory attention at 1024 px: 7.4M key floats
+        ("cpu", (4096, 28736, 256), True, None),  # dropout keeps the single-pass path
+        ("cpu", (1024, 7232, 256), False, None),  # memory attention at 512 px: keys in cache
+        ("cpu", (4096, 4096, 96), False, None),  # image encoder's global attention
+        ("gpu", (4096, 28736, 256), False, None),
+    ],
+)
+def test_key_block_per_backend(monkeypatch, backend, shape, dropout, block):
+    monkeypatch.setattr(attention.jax, "default_backend", lambda: backend)
+    assert attention._key_block(*shape, dropout) == block
+
+
+def test_key_blocks_equal_single_pass(monkeypatch):
+    """The online softmax over key blocks (padded: 1000 keys in blocks of 128) gives the single
+    pass's values, weight mass and gradients, with masked keys and a batch row without a valid
+    key (zeros, mass 0)."""
+    rng = np.random.default_rng(2)
+    b, h, nq, nk, d = 2, 1, 512, 1000, 32
+    q, k, v = (
+        rng.standard_normal(s).astype(np.float32) for s in [(b, h, nq, d)] + [(b, h, nk, d)] * 2
+    )
+    valid = rng.random((b, nk)) < 0.7
+    valid[1] = False
+    loss = lambda q, k, v: jnp.sum(attention.dot_product_attention(q, k, v, valid)[0] ** 2)  # noqa: E731
+    monkeypatch.setattr(attention, "CPU_CACHED_KEYS", 1 << 12)
+    monkeypatch.setattr(attention, "CPU_CHUNK_LOGITS", 1 << 16)
+    assert attention._key_block(nq, nk, d, False) == 128
+    blocked, blocked_mass = attention.dot_product_attention(q, k, v, valid)
+    blocked_grads = jax.grad(loss, argnums=(0, 1, 2))(q, k, v)
+    monkeypatch.setattr(attention.jax, "default_backend", lambda: "gpu")
+    assert attention._key_block(nq, nk, d, False) is None
+    whole, whole_mass = attention.dot_product_attention(q, k, v, valid)
+    whole_grads = jax.grad(loss, argnums=(0, 1, 2))(q, k, v)
+    np.testing.assert_allclose(np.asarray(blocked), np.asarray(whole), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(blocked_mass), np.asarray(whole_mass))
+    assert np.all(np.asarray(whole_mass)[0] == 1) and np.all(np.asarray(whole_mass)[1] == 0)
+    assert np.all(np.asarray(blocked)[1] == 0) and np.abs(np.asarray(whole)[0]).max() > 0.1
+    for got, want in zip(blocked_grads, whole_grads):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=1e-5)
+        assert np.abs(np.asarray(want)).max() > 0.01
 
 
 @pytest.mark.parametrize("dropout_rate", [0.0, 0.5])
