@@ -88,7 +88,7 @@ def _attend_key_blocks(
     `block` keys (padded with invalid keys), the output rescaled as the running peak grows."""
     b, h, nq, _ = q.shape
     pad = (-k.shape[2]) % block
-    valid = jnp.ones(k.shape[:1] + k.shape[2:3], bool) if key_valid is None else key_valid
+    valid = jnp.ones((k.shape[0], k.shape[2]), bool) if key_valid is None else key_valid
     valid = rearrange(jnp.pad(valid, ((0, 0), (0, pad))), "b (n c) -> n b 1 1 c", c=block)
     blocks = lambda x: rearrange(  # noqa: E731
         jnp.pad(x, ((0, 0), (0, 0), (0, pad), (0, 0))), "b h (n c) d -> n b h c d", c=block
