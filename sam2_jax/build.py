@@ -1,6 +1,7 @@
 """Build a SAM 2 model from a config name and an optional checkpoint (<- sam2/build_sam.py)."""
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -14,7 +15,8 @@ from sam2_jax.models.sam2 import SAM2
 
 # What the official builders switch on with apply_postprocessing=True (build_sam.py).
 IMAGE_POSTPROCESSING = ("sam_mask_decoder_extra_args.dynamic_multimask_via_stability=True",)
-# Params do not depend on the image size: initialise at a small one.
+# Params (always float32) depend on neither the image size nor the compute dtype: initialise at a
+# small size in float32.
 _INIT_IMAGE_SIZE = 128
 
 
@@ -29,20 +31,26 @@ class SAM2Model:
 
 def abstract_params(cfg: ml_collections.FrozenConfigDict) -> Any:
     """Shapes/dtypes of the param tree of `cfg` (no compute)."""
-    return jax.eval_shape(lambda: _init(cfg, jax.random.key(0)))
-
-
-def _init(cfg: ml_collections.FrozenConfigDict, key: jax.Array) -> Any:
-    small = ml_collections.ConfigDict(cfg.to_dict())
-    small.image_size = _INIT_IMAGE_SIZE
-    module = SAM2(ml_collections.FrozenConfigDict(small))
-    images = jnp.zeros((1, _INIT_IMAGE_SIZE, _INIT_IMAGE_SIZE, 3), jnp.float32)
-    return module.init(key, images)["params"]
+    return jax.eval_shape(functools.partial(_init, _init_config(cfg)), jax.random.key(0))
 
 
 def init_params(cfg: ml_collections.FrozenConfigDict, seed: int = 0) -> Any:
-    """Random params for `cfg` (fp32)."""
-    return jax.jit(lambda k: _init(cfg, k))(jax.random.key(seed))
+    """Random params for `cfg` (fp32). Compiled once per config, whatever its image size and
+    compute dtype."""
+    return _init(_init_config(cfg), jax.random.key(seed))
+
+
+def _init_config(cfg: ml_collections.FrozenConfigDict) -> ml_collections.FrozenConfigDict:
+    small = ml_collections.ConfigDict(cfg.to_dict())
+    small.image_size = _INIT_IMAGE_SIZE
+    small.dtype = "float32"
+    return ml_collections.FrozenConfigDict(small)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init(cfg: ml_collections.FrozenConfigDict, key: jax.Array) -> Any:
+    images = jnp.zeros((1, cfg.image_size, cfg.image_size, 3), jnp.float32)
+    return SAM2(cfg).init(key, images)["params"]
 
 
 def build_sam2(

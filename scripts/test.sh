@@ -8,7 +8,7 @@ bash scripts/setup.sh --test
 
 run_pytest() {
   set +e
-  .venv/bin/python -m pytest -q "$@"
+  .venv/bin/python -m pytest -q --durations=15 "$@"
   local rc=$?
   set -e
   if [ "$rc" -eq 5 ]; then

@@ -134,7 +134,13 @@ def test_killed_run_resumes_to_the_same_result(checkpoint, tmp_path):
     reference = run(_args(checkpoint, data, tmp_path / "reference", "--devices", "1"))
     out = tmp_path / "killed"
     cmd = [sys.executable, str(REPO / "eval.py"), *_args(checkpoint, data, out, "--devices", "1")]
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        # the resumed run loads the killed run's compiled programs
+        "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.DEVNULL)
     records = out / ".eval" / "videos"
     deadline = time.monotonic() + 300

@@ -17,7 +17,7 @@ import pytest
 
 from sam2_jax import config as config_lib
 from sam2_jax import sweep
-from sam2_jax.build import build_sam2, init_params
+from sam2_jax.build import abstract_params, build_sam2, init_params
 from sam2_jax.checkpoint.export import export_official_checkpoint
 from sam2_jax.train.run import DEFAULT_CONFIG, FINAL_METRICS, export, initial_model, main
 
@@ -50,12 +50,14 @@ def _final_params(run_dir: Path):
 
 
 def test_killed_run_resumes_bitwise(tmp_path, subprocess_env):
-    """Run from another folder with relative run_dirs, as a user would."""
+    """Run from another folder with relative run_dirs, as a user would. The run to kill compiles
+    first; the uninterrupted run and the resumption then run side by side from the cache."""
     env = {**os.environ, **subprocess_env}
-    subprocess.run(_command(Path("a")), cwd=tmp_path, env=env, check=True,
-                   stderr=subprocess.DEVNULL)  # fmt: skip
-    proc = subprocess.Popen(_command(Path("b")), cwd=tmp_path, env=env,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def start(*command: str) -> subprocess.Popen:
+        return subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+
+    proc = start(*_command(Path("b")))
     first = tmp_path / "b" / "checkpoints" / "2"
     deadline = time.monotonic() + 600
     while not first.is_dir() and time.monotonic() < deadline:
@@ -67,8 +69,8 @@ def test_killed_run_resumes_bitwise(tmp_path, subprocess_env):
         int(p.name) for p in (tmp_path / "b" / "checkpoints").iterdir() if p.name.isdigit()
     )
     assert 2 in steps and 6 not in steps, steps
-    subprocess.run(_command(Path("b"), "--resume"), cwd=tmp_path, env=env, check=True,
-                   stderr=subprocess.DEVNULL)  # fmt: skip
+    runs = [start(*_command(Path("a"))), start(*_command(Path("b"), "--resume"))]
+    assert [run.wait() for run in runs] == [0, 0]
     a, b = _final_params(tmp_path / "a"), _final_params(tmp_path / "b")
     same = jax.tree.map(lambda x, y: np.array_equal(np.asarray(x), np.asarray(y)), a, b)
     assert all(jax.tree.leaves(same)), "the resumed run's params differ from the uninterrupted"
@@ -125,13 +127,18 @@ def test_bad_config_is_named(tmp_path, capsys, override, message):
 
 @pytest.fixture(scope="module")
 def official_checkpoints(tmp_path_factory) -> dict[str, Path]:
-    """Official-format `.pt` files with random weights of the default model and of another size."""
+    """Official-format `.pt` files: random weights of the default model, zeros of another size
+    (its shapes are what matters)."""
     folder = tmp_path_factory.mktemp("pt")
-    paths = {}
-    for name in ("sam2.1_test_tiny", "sam2.1_hiera_t"):
-        params = init_params(config_lib.load(name, ["image_size=128"]), seed=3)
-        paths[name] = export_official_checkpoint(params, folder / f"{name}.pt")
-    return paths
+    model_overrides = config_lib.load(DEFAULT_CONFIG).model_overrides
+    params = {
+        "sam2.1_test_tiny": init_params(config_lib.load("sam2.1_test_tiny", model_overrides), 3),
+        "sam2.1_hiera_t": jax.tree.map(lambda x: np.zeros(x.shape, x.dtype),
+                                       abstract_params(config_lib.load("sam2.1_hiera_t"))),
+    }  # fmt: skip
+    return {
+        name: export_official_checkpoint(p, folder / f"{name}.pt") for name, p in params.items()
+    }
 
 
 def test_init_from_an_official_checkpoint(official_checkpoints):
