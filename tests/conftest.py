@@ -32,6 +32,15 @@ def official_t21(tmp_path_factory):
     return model, path
 
 
+@pytest.fixture(scope="module")
+def compilation_cache_env(tmp_path_factory) -> dict[str, str]:
+    """Environment for subprocesses that share one persistent compilation cache per test module."""
+    return {
+        "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
+
+
 MAX_MEMORY_MAPS = 30_000  # under half of Linux's default vm.max_map_count (65,530)
 
 

@@ -128,7 +128,7 @@ def test_eight_devices_give_the_same_masks_as_one(checkpoint, synthetic, tmp_pat
     assert one["J&F-Mean"] == eight["J&F-Mean"]
 
 
-def test_killed_run_resumes_to_the_same_result(checkpoint, tmp_path):
+def test_killed_run_resumes_to_the_same_result(checkpoint, tmp_path, compilation_cache_env):
     data = tmp_path / "data"
     names = write_davis_dataset(data, range(10, 16), num_frames=10, height=64, width=96)
     reference = run(_args(checkpoint, data, tmp_path / "reference", "--devices", "1"))
@@ -137,9 +137,7 @@ def test_killed_run_resumes_to_the_same_result(checkpoint, tmp_path):
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        # the resumed run loads the killed run's compiled programs
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        **compilation_cache_env,  # the resumed run loads the killed run's compiled programs
     }
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.DEVNULL)
     records = out / ".eval" / "videos"

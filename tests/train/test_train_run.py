@@ -30,14 +30,9 @@ TINY = [
 
 
 @pytest.fixture(scope="module")
-def subprocess_env(tmp_path_factory) -> dict:
+def subprocess_env(compilation_cache_env) -> dict:
     """One device; a persistent compilation cache shared by the train.py runs of this module."""
-    return {
-        "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": "",
-        "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-    }
+    return {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "", **compilation_cache_env}
 
 
 def _command(run_dir: Path, *extra: str) -> list[str]:
@@ -130,9 +125,9 @@ def official_checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Official-format `.pt` files: random weights of the default model, zeros of another size
     (its shapes are what matters)."""
     folder = tmp_path_factory.mktemp("pt")
-    model_overrides = config_lib.load(DEFAULT_CONFIG).model_overrides
+    cfg = config_lib.load(DEFAULT_CONFIG)
     params = {
-        "sam2.1_test_tiny": init_params(config_lib.load("sam2.1_test_tiny", model_overrides), 3),
+        cfg.model: init_params(config_lib.load(cfg.model, cfg.model_overrides), 3),
         "sam2.1_hiera_t": jax.tree.map(lambda x: np.zeros(x.shape, x.dtype),
                                        abstract_params(config_lib.load("sam2.1_hiera_t"))),
     }  # fmt: skip
@@ -142,7 +137,7 @@ def official_checkpoints(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_init_from_an_official_checkpoint(official_checkpoints):
-    path = official_checkpoints["sam2.1_test_tiny"]
+    path = official_checkpoints[config_lib.load(DEFAULT_CONFIG).model]
     cfg = config_lib.load(DEFAULT_CONFIG, [f"init_from={path}"])
     model = initial_model(cfg, cfg.model_overrides)
     expected = init_params(config_lib.load(cfg.model, cfg.model_overrides), seed=3)
